@@ -37,7 +37,7 @@ class Degradation(nn.Module, ABC):
         """Broadcast `t` to a `(B,)` tensor on x's device and check that it lies in [0, 1]."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         if t.ndim == 0:
-            t = t.expand(x.shape[0])
+            t = t.repeat(x.shape[0])
         if t.shape != (x.shape[0],):
             raise ValueError(f"severities must have shape ({x.shape[0]},) or be a scalar, got {tuple(t.shape)}")
         if not torch.compiler.is_compiling() and not bool(((t >= 0) & (t <= 1)).all()):
