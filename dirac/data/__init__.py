@@ -1,0 +1,26 @@
+"""The data layer (SPEC §4): one image DataModule over pluggable sources, the 2-D toy mixture, batch checks."""
+
+from dirac.data.checks import check_batch
+from dirac.data.cifar import Cifar10Source
+from dirac.data.datamodule import ImageDataModule, SplitDataModule
+from dirac.data.embedded import EmbeddedSource
+from dirac.data.folders import CelebAHQSource, FFHQSource, FolderSource, ImageNetSource
+from dirac.data.source import SPLITS, ImageSource
+from dirac.data.toy import ToyDataModule, mixture_means, sample_mixture
+
+__all__ = [
+    "SPLITS",
+    "CelebAHQSource",
+    "Cifar10Source",
+    "EmbeddedSource",
+    "FFHQSource",
+    "FolderSource",
+    "ImageDataModule",
+    "ImageNetSource",
+    "ImageSource",
+    "SplitDataModule",
+    "ToyDataModule",
+    "check_batch",
+    "mixture_means",
+    "sample_mixture",
+]
