@@ -1,0 +1,10 @@
+"""Reporting: results tables, perception–distortion curves, sweep summaries and image grids (SPEC §1.3b, §4)."""
+
+from dirac.reporting.curves import combine_sweep, log_pd_curve, perception_key, write_pd_curve
+from dirac.reporting.images import image_grid, log_images, save_grid, save_png
+from dirac.reporting.tables import METRIC_ORDER, read_results, results_table, write_results
+
+__all__ = [
+    "METRIC_ORDER", "combine_sweep", "image_grid", "log_images", "log_pd_curve", "perception_key", "read_results",
+    "results_table", "save_grid", "save_png", "write_pd_curve", "write_results",
+]
