@@ -1,0 +1,23 @@
+"""The entry point: `python -m dirac.run experiment=<name> [mode=train|test] [overrides]` (Hydra main)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from dirac.config import register_resolvers
+
+
+@hydra.main(config_path="../conf", config_name="run", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """Run the configured job and return the monitored value (test PSNR of Dirac-DO) for sweepers."""
+    from dirac.pipeline import run  # heavy imports after Hydra has parsed the command line
+
+    outcome = run(cfg)
+    return outcome["results"].get("dirac_do", {}).get("psnr")
+
+
+register_resolvers()
+
+if __name__ == "__main__":
+    main()
