@@ -22,7 +22,7 @@ OUTPUTS = ("x0_hat", "iterate")
 GUIDANCES = ("none", "std", "error")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StepState:
     """One reverse step from t to t_next (SPEC §1.3): y_t, x0_hat = Phi(y_t, t), y_next; num_steps of a full pass."""
 
@@ -40,12 +40,12 @@ StepCallback = Callable[[StepState], None]
 
 
 def is_last_step(index: int, num_steps: int, t_next: float, stop_t: float) -> bool:
-    """Whether step `index` (of a full pass of `num_steps`) ends a run stopped at `stop_t` (SPEC §1.3 early stopping)."""
+    """Whether step `index` of a full pass of `num_steps` ends a run stopped at `stop_t` (SPEC §1.3 early stop)."""
     return index == num_steps - 1 or t_next < stop_t - TIME_EPS
 
 
 def time_grid(dt: float, stop_t: float = 0.0) -> list[tuple[float, float]]:
-    """The (t, t_next) pairs the reverse process visits, t = 1 - i dt, t_next = max(t - dt, 0); its length is the NFE."""
+    """The (t, t_next) steps of a run, t = 1 - i dt, t_next = max(t - dt, 0) (SPEC §1.3); its length is the NFE."""
     check_interval("dt", dt, 0.0, 1.0, open_low=True)
     check_interval("stop_t", stop_t, 0.0, 1.0)
     num_steps = int(round(1.0 / dt))
@@ -67,13 +67,15 @@ def _per_image(values: Tensor) -> Tensor:
 def _check_generators(generator: Generators, batch: int) -> None:
     """A sequence of generators must hold one generator per image."""
     if isinstance(generator, Sequence) and len(generator) != batch:
-        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; pass one per image or a single one")
+        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; "
+                         "pass one per image or a single one")
 
 
 def _noise(like: Tensor, generator: Generators) -> Tensor:
     """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
     if isinstance(generator, Sequence):
-        return torch.stack([torch.randn(like.shape[1:], generator=g, dtype=like.dtype, device=like.device) for g in generator])
+        return torch.stack([torch.randn(like.shape[1:], generator=g, dtype=like.dtype, device=like.device)
+                            for g in generator])
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
@@ -90,8 +92,6 @@ def _guidance_scale(guidance: str, step: float, residual: Tensor, sigma_1: Tenso
     if guidance == "std":
         return step * 0.5 / sigma_1.square()
     return step / residual.flatten(1).norm(dim=1).clamp_min(torch.finfo(residual.dtype).tiny)
-
-
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,8 @@ class DiracSampler:
         y_hat = degradation.apply(x0_hat, times)
         var_t, var_next = noise.sigma(times).square(), noise.sigma(times.new_full(times.shape, t_next)).square()
         released = var_t - var_next
-        reconstruction = incremental_reconstruction(self.incremental, degradation, x0_hat, y_hat, t, self.dt, self.small_delta)
+        reconstruction = incremental_reconstruction(
+            self.incremental, degradation, x0_hat, y_hat, t, self.dt, self.small_delta)
         denoising = _per_image(released / var_t) * (y_hat - y_t)
         y_next = y_t + reconstruction + denoising + _per_image(released.sqrt()) * _noise(y_t, generator)
         if ascent is not None:
@@ -176,7 +177,7 @@ class DiracSampler:
     def _denoise(
         self, phi: Phi, y_t: Tensor, times: Tensor, y: Tensor, degradation: Degradation, noise: NoiseSchedule
     ) -> tuple[Tensor, Tensor | None]:
-        """x0_hat = phi(y_t, t) and, when guided, eta * grad_{y_t} ||y - A_1(x0_hat(y_t))||^2 through phi (SPEC §1.3b)."""
+        """x0_hat = phi(y_t, t) and, if guided, eta * grad_{y_t} ||y - A_1(x0_hat)||^2 through phi (SPEC §1.3b)."""
         if self.guidance == "none":
             return _predict(phi, y_t, times), None
         ones = torch.ones_like(times)

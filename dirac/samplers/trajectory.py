@@ -1,4 +1,4 @@
-"""Per-step trajectories of the reverse process and the automatic stop they give (SPEC §1.3 early stopping, §4 curves)."""
+"""Per-step trajectories of the reverse process and the automatic stop they give (SPEC §1.3, §4 curves)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class TrajectoryRecorder:
     ) -> None:
         degradation.check_image(x0)
         if y.shape != x0.shape:
-            raise ValueError(f"the measurement y {tuple(y.shape)} and the clean x0 {tuple(x0.shape)} must have one shape")
+            raise ValueError(f"the measurement y {tuple(y.shape)} and the clean x0 {tuple(x0.shape)} "
+                             "must have one shape")
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         self.keep = sorted({float(stop) for stop in keep})
@@ -53,7 +54,8 @@ class TrajectoryRecorder:
             if stop not in self._kept and is_last_step(state.index, state.num_steps, state.t_next, stop):
                 self._kept[stop] = outputs
         if state.index % self.every == 0 or state.is_last:
-            place = {"step": state.index, "nfe": state.index + 1, "t": state.t, "t_next": state.t_next, "stop_t": state.t}
+            place = {"step": state.index, "nfe": state.index + 1, "t": state.t, "t_next": state.t_next,
+                     "stop_t": state.t}
             self._steps.append((place, self._measure(outputs)))
 
     def _measure(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -90,7 +92,7 @@ class TrajectoryRecorder:
 
 
 def best_stop_t(rows: list[dict[str, float]], key: str = "x0_hat/psnr", mode: str = "max") -> float:
-    """The stop_t of the row with the best `key` (SPEC §1.3: DO stops at the validation PSNR peak; earliest on ties)."""
+    """The stop_t of the row with the best `key`, earliest on ties (SPEC §1.3: DO stops at the PSNR peak)."""
     check_choice("mode", mode, ("max", "min"))
     if not rows:
         raise ValueError("best_stop_t needs at least one trajectory row")

@@ -46,8 +46,8 @@ def test_oracle_returns_x0_and_its_iterate_carries_sigma0_noise():
     y_0 = dirac_reverse(oracle, y, degradation, GeometricNoise(), dt=0.02, output="iterate", generator=seeded())
     error, twin = y - degradation(x0, 1.0), seeded()  # e_t = y_t - A_t(x0) obeys e' = s'^2/s^2 e + sqrt(s^2 - s'^2) z
     for t, t_next in time_grid(0.02):
-        error = sigma(t_next) ** 2 / sigma(t) ** 2 * error + math.sqrt(sigma(t) ** 2 - sigma(t_next) ** 2) * torch.randn(
-            x0.shape, generator=twin)
+        fresh = math.sqrt(sigma(t) ** 2 - sigma(t_next) ** 2) * torch.randn(x0.shape, generator=twin)
+        error = sigma(t_next) ** 2 / sigma(t) ** 2 * error + fresh
     torch.testing.assert_close(y_0, x0 + error, atol=1e-5, rtol=1e-5)
     assert abs((y_0 - x0).std().item() / sigma(0) - 1) < 0.15  # sigma_0-level noise
     assert abs((y_0 - x0).mean().item()) < 0.1 * sigma(0)
@@ -73,7 +73,8 @@ def test_nfe_follows_the_reference_count(fading, x0, stop_t, nfe):
 def test_one_shot_is_phi_of_the_measurement(fading, x0):
     y = fading(x0, 1.0)
     phi = lambda y_t, t: torch.tanh(y_t) * t.view(-1, 1, 1, 1)  # noqa: E731
-    torch.testing.assert_close(DiracSampler(stop_t=1.0, guidance="std")(phi, y, fading, GeometricNoise()), phi(y, torch.ones(2)))
+    one_shot = DiracSampler(stop_t=1.0, guidance="std")(phi, y, fading, GeometricNoise())
+    torch.testing.assert_close(one_shot, phi(y, torch.ones(2)))
 
 
 @pytest.mark.parametrize("guidance", ["std", "error"])
@@ -88,7 +89,8 @@ def test_guidance_descends_the_measurement_residual(fading, x0, guidance):
     residual = y - 0.5 * (a * y + b)
     per_image = residual.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     eta = step * 0.5 / sigma(1) ** 2 if guidance == "std" else step / per_image
-    torch.testing.assert_close(guided - plain, (sigma(1) ** 2 - sigma(0.98) ** 2) * eta * a * residual, atol=1e-6, rtol=1e-4)
+    expected = (sigma(1) ** 2 - sigma(0.98) ** 2) * eta * a * residual
+    torch.testing.assert_close(guided - plain, expected, atol=1e-6, rtol=1e-4)
 
 
 @pytest.mark.parametrize(("guidance", "steps"), [("std", (0.5, 2.0)), ("error", (20.0, 100.0))])
@@ -105,16 +107,21 @@ def test_guidance_improves_data_consistency_of_a_biased_phi(fading, x0, guidance
 
 
 def test_batch_equals_single_images_with_per_image_generators(mask, x0):
-    phi = lambda y_t, t: torch.nn.functional.avg_pool2d(torch.tanh(y_t), 3, 1, 1) + 0.1 * t.view(-1, 1, 1, 1)  # noqa: E731
+    def phi(y_t, t):
+        return torch.nn.functional.avg_pool2d(torch.tanh(y_t), 3, 1, 1) + 0.1 * t.view(-1, 1, 1, 1)
+
     y = mask(x0, 1.0) + 0.05 * torch.randn_like(x0)
     run = dict(dt=0.1, output="iterate", incremental="look_back", guidance="error", guidance_step=0.3)
     batch = dirac_reverse(phi, y, mask, GeometricNoise(), generator=[seeded(1), seeded(2)], **run)
-    singles = [dirac_reverse(phi, y[i : i + 1], mask, GeometricNoise(), generator=[seeded(i + 1)], **run) for i in range(2)]
+    singles = [dirac_reverse(phi, y[i : i + 1], mask, GeometricNoise(), generator=[seeded(i + 1)], **run)
+               for i in range(2)]
     torch.testing.assert_close(batch, torch.cat(singles), atol=1e-6, rtol=1e-5)
 
 
 def test_same_generator_seed_reproduces_and_a_new_seed_differs(fading, x0):
-    run = lambda seed: DiracSampler(dt=0.25, output="iterate")(lambda y_t, t: y_t, x0, fading, GeometricNoise(), seeded(seed))  # noqa: E731
+    def run(seed):
+        return DiracSampler(dt=0.25, output="iterate")(lambda y_t, t: y_t, x0, fading, GeometricNoise(), seeded(seed))
+
     assert torch.equal(run(3), run(3)) and not torch.equal(run(3), run(4))
 
 
