@@ -39,9 +39,9 @@ def read_split_list(path: str | Path, root: Path) -> list[Path]:
 class FolderSplitSource(ImageSource):
     """Base of the folder sources: built-in per-split file lists (`split_files`), or split-list files that replace them."""
 
-    name = "images"
-    layout = "a folder of images"
-    how = "Point data.root at the folder."
+    name: str  # dataset name used in messages
+    layout: str  # the expected on-disk layout, for missing-data messages
+    how: str  # how to obtain the data, for missing-data messages
 
     def __init__(
         self,

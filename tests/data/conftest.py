@@ -23,14 +23,18 @@ def write_numbered(folder: Path, count: int, suffix: str = ".png", start: int = 
 
 
 def write_cifar(root: Path, per_batch: int = 4, test: int = 3) -> Path:
-    """Write CIFAR-10 python batches (bytes-keyed dicts, uint8 rows of 3072) with image k filled with value k."""
+    """Write CIFAR-10 python batches (bytes-keyed dicts, uint8 rows of 3072: R, G, B planes of 1024).
+
+    Image k (counted over data_batch_1..5, then test_batch) has planes R = k, G = 255 - k, B = 7.
+    """
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     names = [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]
     start = 0
     for name in names:
         count = test if name == "test_batch" else per_batch
-        rows = np.repeat(np.arange(start, start + count, dtype=np.uint8)[:, None], 3072, axis=1)
+        ids = np.arange(start, start + count, dtype=np.uint8)[:, None]
+        rows = np.concatenate([np.repeat(plane, 1024, axis=1) for plane in (ids, 255 - ids, np.full_like(ids, 7))], axis=1)
         entry = {b"batch_label": name.encode(), b"labels": [0] * count, b"data": rows, b"filenames": [b"x.png"] * count}
         with (folder / name).open("wb") as handle:
             pickle.dump(entry, handle, protocol=2)

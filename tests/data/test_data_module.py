@@ -47,7 +47,8 @@ def test_grayscale_channels(cifar_root):
     module = cifar_module(cifar_root, channels=1)
     image = module.dataset("test")[1]["image"]
     assert image.shape == (1, 32, 32)
-    torch.testing.assert_close(image, torch.full((1, 32, 32), 21 / 255))
+    luma = 0.299 * 21 + 0.587 * (255 - 21) + 0.114 * 7
+    torch.testing.assert_close(image, torch.full((1, 32, 32), luma / 255))
 
 
 def test_bad_arguments(cifar_root):

@@ -33,11 +33,10 @@ def test_cifar10_splits_values_and_determinism(cifar_root):
     assert (len(train), len(val), len(test)) == (15, 5, 3)
     check_disjoint(source)
     assert names(test) == ["test_00000", "test_00001", "test_00002"]
-    # image k of the train batches was filled with the byte k (test images continue the count)
-    for item in (train[0], val[0], train[len(train) - 1]):
-        index = int(item["name"].split("_")[1])
-        torch.testing.assert_close(item["image"], torch.full((3, 32, 32), index / 255))
-    torch.testing.assert_close(test[1]["image"], torch.full((3, 32, 32), 21 / 255))
+    # image k has planes R = k, G = 255 - k, B = 7 (test images continue the count after the 20 train images)
+    for item, index in ((train[0], int(train[0]["name"][6:])), (val[0], int(val[0]["name"][6:])), (test[1], 21)):
+        planes = torch.tensor([index, 255 - index, 7]).view(3, 1, 1) / 255
+        torch.testing.assert_close(item["image"], planes.expand(3, 32, 32))
     again = Cifar10Source(root=cifar_root, image_size=32, val_size=5)
     assert names(again.dataset("val")) == names(val)
     assert names(Cifar10Source(root=cifar_root, val_size=5, split_seed=1).dataset("val")) != names(val)
