@@ -184,6 +184,9 @@ class DiracSampler:
         with torch.enable_grad():
             y_in = y_t.detach().requires_grad_(True)
             x0_hat = _predict(phi, y_in, times)
+            if not x0_hat.requires_grad:
+                raise ValueError("guidance differentiates phi in y_t, but phi's output carries no gradient "
+                                 "(does phi ignore y_t, or run under no_grad / inference_mode?)")
             residual = y - degradation.apply(x0_hat, ones)
             (grad,) = torch.autograd.grad(residual.square().sum(), y_in)
         eta = _guidance_scale(self.guidance, self.guidance_step, residual.detach(), noise.sigma(ones))

@@ -159,6 +159,8 @@ def test_bad_inputs_raise(fading, x0):
         sampler(lambda y_t, t: y_t[:, :1], x0, fading, GeometricNoise())
     with pytest.raises(ValueError, match="dt"):
         dirac_reverse(lambda y_t, t: y_t, x0, fading, GeometricNoise(), dt=-0.1)
+    with pytest.raises(ValueError, match="no gradient"):
+        dirac_reverse(lambda y_t, t: x0, x0, fading, GeometricNoise(), dt=0.5, guidance="std")
 
 
 def test_grid_times_are_clean_and_end_at_zero():
