@@ -7,7 +7,7 @@ from torch import Tensor
 
 
 def check_batch(images: Tensor, channels: int, image_size: int, atol: float = 1e-3) -> Tensor:
-    """Return `images` if it is a finite `(B, channels, image_size, image_size)` batch in [0, 1] (up to `atol`), else raise ValueError.
+    """Return `images` if it is a finite `(B, channels, image_size, image_size)` batch in [0, 1] (up to `atol`), else raise ValueError (SPEC §4).
 
     The error names the first offending sample; the check costs one device-to-host sync.
     """

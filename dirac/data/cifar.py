@@ -19,7 +19,7 @@ HOW = "Get 'CIFAR-10 python version' (cifar-10-python.tar.gz) from the CIFAR-10 
 
 
 def read_batch(path: Path) -> Tensor:
-    """The images of one CIFAR pickle batch as a uint8 `(N, 3, 32, 32)` tensor (rows of 3072 bytes, R, G, B planes)."""
+    """The images of one CIFAR pickle batch as a uint8 `(N, 3, 32, 32)` tensor (rows of 3072 bytes, R, G, B planes) (SPEC §4)."""
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 batch {str(path)!r} not found. Expected layout: {LAYOUT}. {HOW}")
     try:
@@ -34,7 +34,7 @@ def read_batch(path: Path) -> Tensor:
 
 
 class Cifar10Source(ImageSource):
-    """CIFAR-10: train = data_batch_1..5 minus a seeded hold-out of `val_size` images (val); test = test_batch.
+    """CIFAR-10: train = data_batch_1..5 minus a seeded hold-out of `val_size` images (val); test = test_batch (SPEC §4).
 
     Names are `train_<index>` / `test_<index>` with the index in the official order, so they are stable.
     `val_size = 0` trains on all 50,000 images and leaves val empty.

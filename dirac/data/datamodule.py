@@ -17,14 +17,14 @@ STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)
 
 
 def positive(name: str, value: int) -> int:
-    """`value` as an int if it is a positive integer, else a ValueError naming `name`."""
+    """`value` as an int if it is a positive integer, else a ValueError naming `name` (SPEC §4)."""
     if int(value) != value or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 class ChannelDataset(Dataset):
-    """An RGB image dataset seen with `channels` channels (luma for grayscale)."""
+    """An RGB image dataset seen with `channels` channels (luma for grayscale) (SPEC §4)."""
 
     def __init__(self, dataset: Dataset, channels: int) -> None:
         self.dataset = dataset
@@ -39,7 +39,7 @@ class ChannelDataset(Dataset):
 
 
 class SplitDataModule(L.LightningDataModule, ABC):
-    """Base of the DataModules: per-split datasets built once on demand, a seeded shuffled train loader, ordered eval loaders."""
+    """Base of the DataModules: per-split datasets built once on demand, a seeded shuffled train loader, ordered eval loaders (SPEC §4)."""
 
     def __init__(self, batch_size: int, eval_batch_size: int | None, num_workers: int, seed: int) -> None:
         super().__init__()

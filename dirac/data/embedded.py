@@ -46,7 +46,7 @@ DEFAULT_SPLITS = {
 
 @cache
 def photo(name: str, downscale: float) -> Tensor:
-    """One embedded photograph as a float `(3, H / downscale, W / downscale)` tensor in [0, 1], cached in memory."""
+    """One embedded photograph as a float `(3, H / downscale, W / downscale)` tensor in [0, 1], cached in memory (SPEC §4)."""
     image = to_float(torch.from_numpy(PHOTOS[name]().copy()).permute(2, 0, 1))
     if downscale == 1:
         return image
@@ -56,7 +56,7 @@ def photo(name: str, downscale: float) -> Tensor:
 
 
 def patches(image: Tensor, size: int) -> tuple[Tensor, list[tuple[int, int]]]:
-    """Non-overlapping `size` x `size` patches of a `(C, H, W)` image, row-major, with their (row, column) indices."""
+    """Non-overlapping `size` x `size` patches of a `(C, H, W)` image, row-major, with their (row, column) indices (SPEC §4)."""
     channels, height, width = image.shape
     rows, cols = height // size, width // size
     grid = image[:, : rows * size, : cols * size].unfold(1, size, size).unfold(2, size, size)
@@ -65,7 +65,7 @@ def patches(image: Tensor, size: int) -> tuple[Tensor, list[tuple[int, int]]]:
 
 
 class EmbeddedSource(ImageSource):
-    """Patch dataset of the scikit-image photographs, split by photograph (module docstring lists the splits)."""
+    """Patch dataset of the scikit-image photographs, split by photograph (module docstring lists the splits) (SPEC §4)."""
 
     def __init__(
         self,

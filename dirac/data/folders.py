@@ -19,7 +19,7 @@ from dirac.data.source import SPLITS, FileImageDataset, ImageSource, check_split
 
 
 def read_split_list(path: str | Path, root: Path) -> list[Path]:
-    """The image files named in a split-list text file (paths relative to `root`), checked to exist under `root`."""
+    """The image files named in a split-list text file (paths relative to `root`), checked to exist under `root` (SPEC §4)."""
     listing = Path(path).expanduser()
     if not listing.is_file():
         raise FileNotFoundError(f"split list {str(listing)!r} not found (a text file with one image path per line, relative to {root})")
@@ -37,7 +37,7 @@ def read_split_list(path: str | Path, root: Path) -> list[Path]:
 
 
 class FolderSplitSource(ImageSource):
-    """Base of the folder sources: built-in per-split file lists (`split_files`), or split-list files that replace them."""
+    """Base of the folder sources: built-in per-split file lists (`split_files`), or split-list files that replace them (SPEC §4)."""
 
     name: str  # dataset name used in messages
     layout: str  # the expected on-disk layout, for missing-data messages
@@ -73,7 +73,7 @@ class FolderSplitSource(ImageSource):
 
 
 class CelebAHQSource(FolderSplitSource):
-    """CelebA-HQ: all images sorted, shuffled with Python's `random.seed(split_seed)`, split 80/10/10 (train/val/test)."""
+    """CelebA-HQ: all images sorted, shuffled with Python's `random.seed(split_seed)`, split 80/10/10 (train/val/test) (SPEC §4)."""
 
     name = "CelebA-HQ"
     layout = "root/*.jpg (the 30,000 CelebA-HQ images, any resolution; subfolders are searched too)"
@@ -98,7 +98,7 @@ class CelebAHQSource(FolderSplitSource):
 
 
 class FFHQSource(FolderSplitSource):
-    """FFHQ: folders 00008–00069 train, 00001–00007 val, 00000 test (optionally only its first `test_first_n` images)."""
+    """FFHQ: folders 00008–00069 train, 00001–00007 val, 00000 test (optionally only its first `test_first_n` images) (SPEC §4)."""
 
     name = "FFHQ"
     layout = "root/00000 ... root/00069, each with 1,000 PNGs (e.g. root/00000/00000.png)"
@@ -125,7 +125,7 @@ class FFHQSource(FolderSplitSource):
 
 
 class ImageNetSource(FolderSplitSource):
-    """ImageNet: train = root/train/<class>/*; test = last file (sorted) per val class; val = first file per val class."""
+    """ImageNet: train = root/train/<class>/*; test = last file (sorted) per val class; val = first file per val class (SPEC §4)."""
 
     name = "ImageNet"
     layout = "root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (val images sorted into their 1,000 class folders)"
@@ -157,7 +157,7 @@ class ImageNetSource(FolderSplitSource):
 
 
 class FolderSource(FolderSplitSource):
-    """Any folder of images (recursive, sorted): a split uses root/<split> when that subfolder exists, else the whole folder.
+    """Any folder of images (recursive, sorted): a split uses root/<split> when that subfolder exists, else the whole folder (SPEC §4).
 
     The whole-folder fallback leaves out any train/val/test subfolders, so that evaluation on one's own
     images (`data=folder data.root=/my/images`) sees the same set in every split.

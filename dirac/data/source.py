@@ -17,14 +17,14 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 
 
 def check_split(split: str) -> str:
-    """Return `split` if it is one of train/val/test, else raise a ValueError."""
+    """Return `split` if it is one of train/val/test, else raise a ValueError (SPEC §4)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return split
 
 
 class ImageSource(ABC):
-    """A dataset on disk or in memory that yields `{"image": (3, S, S) float in [0, 1], "name": str}` per split."""
+    """A dataset on disk or in memory that yields `{"image": (3, S, S) float in [0, 1], "name": str}` per split (SPEC §4)."""
 
     @abstractmethod
     def dataset(self, split: str) -> Dataset:
@@ -32,7 +32,7 @@ class ImageSource(ABC):
 
 
 class FileImageDataset(Dataset):
-    """Images read lazily from files, centre-cropped and resized to `image_size`; names are paths relative to `base`."""
+    """Images read lazily from files, centre-cropped and resized to `image_size`; names are paths relative to `base` (SPEC §4)."""
 
     def __init__(self, files: Sequence[Path], base: Path, image_size: int) -> None:
         self.files = list(files)
@@ -47,7 +47,7 @@ class FileImageDataset(Dataset):
 
 
 class TensorImageDataset(Dataset):
-    """Images held in memory as one `(N, 3, H, W)` tensor (uint8 or float), resized to `image_size` on access."""
+    """Images held in memory as one `(N, 3, H, W)` tensor (uint8 or float), resized to `image_size` on access (SPEC §4)."""
 
     def __init__(self, images: Tensor, names: Sequence[str], image_size: int) -> None:
         if images.ndim != 4 or images.shape[0] != len(names):
@@ -64,7 +64,7 @@ class TensorImageDataset(Dataset):
 
 
 def require_root(root: str | Path | None, dataset: str, layout: str, how: str) -> Path:
-    """The existing data root as a Path, or a FileNotFoundError naming the path, the layout and how to get the data."""
+    """The existing data root as a Path, or a FileNotFoundError naming the path, the layout and how to get the data (SPEC §4)."""
     if root is None:
         raise FileNotFoundError(f"{dataset}: no data root given; set data.root=/path/to/{dataset.lower()}. Expected layout: {layout}. {how}")
     path = Path(root).expanduser()
@@ -74,7 +74,7 @@ def require_root(root: str | Path | None, dataset: str, layout: str, how: str) -
 
 
 def list_images(directories: Sequence[Path], exclude: Iterable[Path] = (), verify: bool = True) -> list[Path]:
-    """Image files under `directories` (recursive, sorted), skipping unusable files with a warning.
+    """Image files under `directories` (recursive, sorted), skipping unusable files with a warning (SPEC §4).
 
     Hidden files and the `exclude`d subfolders are ignored; files without an image suffix are skipped, and
     with `verify` so are files whose image header PIL cannot read. Raises FileNotFoundError when nothing

@@ -27,7 +27,7 @@ def sample_mixture(num_samples: int, generator: torch.Generator, num_modes: int 
 
 
 class PointDataset(Dataset):
-    """A fixed set of points; each item is one `(dim,)` float tensor."""
+    """A fixed set of points; each item is one `(dim,)` float tensor (SPEC §2)."""
 
     def __init__(self, points: Tensor) -> None:
         self.points = points

@@ -15,21 +15,21 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def check_channels(channels: int) -> int:
-    """Return `channels` if it is 1 (grayscale) or 3 (RGB), else raise a ValueError."""
+    """Return `channels` if it is 1 (grayscale) or 3 (RGB), else raise a ValueError (SPEC §4)."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     return int(channels)
 
 
 def to_float(image: Tensor) -> Tensor:
-    """A uint8 (or float) image as a new float32 tensor in [0, 1] (never a view of the input)."""
+    """A uint8 (or float) image as a new float32 tensor in [0, 1] (never a view of the input) (SPEC §4)."""
     if image.dtype == torch.uint8:
         return image.to(torch.float32) / 255.0
     return image.to(torch.float32, copy=True)
 
 
 def center_square(image: Tensor) -> Tensor:
-    """Centre crop of a `(..., H, W)` image to a square with side min(H, W)."""
+    """Centre crop of a `(..., H, W)` image to a square with side min(H, W) (SPEC §4)."""
     height, width = image.shape[-2:]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
@@ -37,7 +37,7 @@ def center_square(image: Tensor) -> Tensor:
 
 
 def square_resize(image: Tensor, image_size: int) -> Tensor:
-    """Centre-crop a `(C, H, W)` image to a square and resize it to `image_size` (bilinear, antialiased)."""
+    """Centre-crop a `(C, H, W)` image to a square and resize it to `image_size` (bilinear, antialiased) (SPEC §4)."""
     image = to_float(center_square(image))
     if image.shape[-1] == image_size:
         return image.contiguous()
@@ -46,7 +46,7 @@ def square_resize(image: Tensor, image_size: int) -> Tensor:
 
 
 def to_channels(image: Tensor, channels: int) -> Tensor:
-    """Convert a `(..., 1 or 3, H, W)` image to `channels` channels (luma for RGB -> gray, repeat for gray -> RGB)."""
+    """Convert a `(..., 1 or 3, H, W)` image to `channels` channels (luma for RGB -> gray, repeat for gray -> RGB) (SPEC §4)."""
     have = image.shape[-3]
     if have == channels:
         return image
@@ -59,7 +59,7 @@ def to_channels(image: Tensor, channels: int) -> Tensor:
 
 
 def read_rgb(path: Path) -> Tensor:
-    """Decode an image file (any PIL mode: gray, palette, RGBA, CMYK, ...) to a uint8 `(3, H, W)` RGB tensor."""
+    """Decode an image file (any PIL mode: gray, palette, RGBA, CMYK, ...) to a uint8 `(3, H, W)` RGB tensor (SPEC §4)."""
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))
@@ -69,7 +69,7 @@ def read_rgb(path: Path) -> Tensor:
 
 
 def is_readable_image(path: Path) -> bool:
-    """Whether PIL recognises `path` as an image and its header/structure checks pass (no full decode)."""
+    """Whether PIL recognises `path` as an image and its header/structure checks pass (no full decode) (SPEC §4)."""
     try:
         with Image.open(path) as image:
             image.verify()
