@@ -11,10 +11,11 @@ from torch import Tensor, nn
 
 SKIP_SCALE = math.sqrt(0.5)
 Resampling = Literal["none", "up", "down"]
+FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
 
 def init_weights(module: nn.Linear | nn.Conv2d, gain: float = 1.0) -> None:
-    """Xavier-uniform weights scaled by `gain` and zero bias (the NCSN++ initialisation; gain ~0 for output layers)."""
+    """Xavier-uniform weights scaled by `gain` and zero bias (NCSN++ init, SPEC §1.2; gain ~0 zeroes output layers)."""
     nn.init.xavier_uniform_(module.weight, gain=gain)
     if module.bias is not None:
         nn.init.zeros_(module.bias)
@@ -26,41 +27,42 @@ def group_norm(channels: int, eps: float = 1e-6) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, eps=eps)
 
 
-class FourierEmbedding(nn.Module):
-    """Random Fourier features `[cos(2 pi f sigma), sin(2 pi f sigma)]`, f ~ N(0, scale^2) (Song et al. 2021, NCSN++)."""
+class SinusoidalEmbedding(nn.Module):
+    """Features `[cos(sigma * freqs), sin(sigma * freqs)]` of a noise level, fixed `freqs` (SPEC §1.2)."""
 
-    def __init__(self, channels: int, scale: float = 16.0) -> None:
+    def __init__(self, freqs: Tensor) -> None:
         super().__init__()
-        if channels % 2:
-            raise ValueError(f"Fourier embedding width must be even, got {channels}")
-        self.register_buffer("freqs", 2 * math.pi * scale * torch.randn(channels // 2))
+        self.register_buffer("freqs", freqs)
 
     def forward(self, sigma: Tensor) -> Tensor:
-        """Embed a `(B,)` tensor of noise levels as `(B, channels)` features (computed in float32)."""
+        """Embed a `(B,)` tensor of noise levels as `(B, 2 * len(freqs))` features (computed in float32)."""
         phase = sigma.float().outer(self.freqs)
         return torch.cat([phase.cos(), phase.sin()], dim=1)
 
 
-class PositionalEmbedding(nn.Module):
-    """Transformer sinusoidal features of the noise level, frequencies 1 .. 1/max_positions (DDPM++)."""
+class FourierEmbedding(SinusoidalEmbedding):
+    """Random Fourier features with frequencies `2 pi f`, f ~ N(0, scale^2) (NCSN++, Song et al. 2021; SPEC §1.2)."""
+
+    def __init__(self, channels: int, scale: float = 16.0) -> None:
+        if channels % 2:
+            raise ValueError(f"Fourier embedding width must be even, got {channels}")
+        super().__init__(2 * math.pi * scale * torch.randn(channels // 2))
+
+
+class PositionalEmbedding(SinusoidalEmbedding):
+    """Transformer sinusoidal features, frequencies 1 .. 1/max_positions (DDPM++, SPEC §1.2; for inputs ~1-1000)."""
 
     def __init__(self, channels: int, max_positions: int = 10000) -> None:
-        super().__init__()
         if channels % 2 or channels < 4:
             raise ValueError(f"positional embedding width must be even and at least 4, got {channels}")
         half = channels // 2
-        self.register_buffer("freqs", max_positions ** (-torch.arange(half, dtype=torch.float32) / (half - 1)))
-
-    def forward(self, sigma: Tensor) -> Tensor:
-        """Embed a `(B,)` tensor of noise levels as `(B, channels)` features (computed in float32)."""
-        phase = sigma.float().outer(self.freqs)
-        return torch.cat([phase.cos(), phase.sin()], dim=1)
+        super().__init__(max_positions ** (-torch.arange(half, dtype=torch.float32) / (half - 1)))
 
 
 class Resample(nn.Module):
-    """Factor-2 FIR up/down sampling with a separable filter normalised to preserve constants (StyleGAN2/NCSN++)."""
+    """Factor-2 FIR up/down sampling with a separable filter preserving constants (NCSN++ [1,3,3,1], SPEC §1.2)."""
 
-    def __init__(self, mode: Literal["up", "down"], taps: tuple[float, ...] = (1, 3, 3, 1)) -> None:
+    def __init__(self, mode: Literal["up", "down"], taps: tuple[float, ...] = FIR_TAPS) -> None:
         super().__init__()
         if len(taps) % 2 or sum(taps) <= 0:
             raise ValueError(f"resample_filter needs an even number of taps with a positive sum, got {tuple(taps)}")
@@ -74,24 +76,23 @@ class Resample(nn.Module):
         """Filter every channel with the FIR kernel and halve (down) or double (up) H and W."""
         b, c, h, w = x.shape
         planes = x.reshape(b * c, 1, h, w)
-        kernel = self.kernel.to(x.dtype)
         if self.mode == "up":
-            out = F.conv_transpose2d(planes, kernel, stride=2, padding=self.padding)
+            out = F.conv_transpose2d(planes, self.kernel, stride=2, padding=self.padding)
         else:
-            out = F.conv2d(planes, kernel, stride=2, padding=self.padding)
+            out = F.conv2d(planes, self.kernel, stride=2, padding=self.padding)
         return out.reshape(b, c, *out.shape[-2:])
 
 
 def conv(in_channels: int, out_channels: int, kernel: int, resample: Resampling = "none",
-         taps: tuple[float, ...] = (1, 3, 3, 1), gain: float = 1.0) -> nn.Module:
-    """A 'same'-padded convolution, preceded by FIR resampling when `resample` is 'up' or 'down'."""
+         taps: tuple[float, ...] = FIR_TAPS, gain: float = 1.0) -> nn.Module:
+    """A 'same'-padded convolution, preceded by FIR resampling when `resample` is 'up' or 'down' (SPEC §1.2)."""
     layer = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2)
     init_weights(layer, gain)
     return layer if resample == "none" else nn.Sequential(Resample(resample, taps), layer)
 
 
 class SelfAttention(nn.Module):
-    """Single-head spatial self-attention with a residual connection, scaled by sqrt(1/2) (NCSN++ AttnBlock)."""
+    """Single-head spatial self-attention with a residual connection, scaled by sqrt(1/2) (NCSN++, SPEC §1.2)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -108,14 +109,14 @@ class SelfAttention(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """NCSN++ residual block: GN-SiLU-conv, embedding shift (or scale/shift), GN-SiLU-dropout-conv, skip, attention.
+    """NCSN++ residual block: GN-SiLU-conv, embedding shift (or scale/shift), GN-SiLU-dropout-conv, skip (§1.2).
 
     The embedding enters as a per-channel shift added before the second GroupNorm (NCSN++, Song et al.
     2021), or with `adaptive_scale` as a scale and shift applied after it (ADM, Dhariwal & Nichol 2021).
     """
 
     def __init__(self, in_channels: int, out_channels: int, emb_channels: int, resample: Resampling = "none",
-                 attention: bool = False, dropout: float = 0.0, taps: tuple[float, ...] = (1, 3, 3, 1),
+                 attention: bool = False, dropout: float = 0.0, taps: tuple[float, ...] = FIR_TAPS,
                  adaptive_scale: bool = False) -> None:
         super().__init__()
         self.adaptive_scale = adaptive_scale

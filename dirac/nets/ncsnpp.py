@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from dirac.nets.layers import SKIP_SCALE, FourierEmbedding, PositionalEmbedding, ResBlock, conv, group_norm, init_weights
+from dirac.nets.layers import (FIR_TAPS, SKIP_SCALE, FourierEmbedding, PositionalEmbedding, ResBlock, conv, group_norm,
+                               init_weights)
 
 
 def _check_arguments(in_channels: int, out_channels: int, image_size: int, model_channels: int,
@@ -53,10 +55,10 @@ class NCSNpp(nn.Module):
                  channel_mult: Sequence[int] = (1, 1, 2, 2, 2, 2, 2), num_blocks: int = 2,
                  attn_resolutions: Sequence[int] = (16,), dropout: float = 0.1,
                  embedding: Literal["fourier", "positional"] = "fourier", fourier_scale: float = 16.0,
-                 resample_filter: Sequence[float] = (1, 3, 3, 1),
+                 resample_filter: Sequence[float] = FIR_TAPS,
                  encoder: Literal["standard", "residual"] = "residual", adaptive_scale: bool = False) -> None:
         super().__init__()
-        channel_mult, attn_resolutions, taps = tuple(channel_mult), set(attn_resolutions), tuple(resample_filter)
+        channel_mult = tuple(channel_mult)
         _check_arguments(in_channels, out_channels, image_size, model_channels, channel_mult, num_blocks,
                          attn_resolutions, dropout, embedding, encoder)
         self.in_channels, self.out_channels, self.image_size = in_channels, out_channels, image_size
@@ -67,45 +69,53 @@ class NCSNpp(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * model_channels, emb), nn.SiLU(), nn.Linear(emb, emb), nn.SiLU())
         for layer in self.mlp[::2]:
             init_weights(layer)
-
-        def block(cin: int, cout: int, resample: str = "none", attention: bool = False) -> ResBlock:
-            return ResBlock(cin, cout, emb, resample, attention, dropout, taps, adaptive_scale)
-
+        taps = tuple(resample_filter)
+        block = partial(ResBlock, emb_channels=emb, dropout=dropout, taps=taps, adaptive_scale=adaptive_scale)
+        widths = [model_channels * mult for mult in channel_mult]
+        attends = [image_size >> level in set(attn_resolutions) for level in range(self.levels)]
         self.stem = conv(in_channels, model_channels, 3)
+        pyramid_channels = in_channels if encoder == "residual" else 0
+        skips = self._build_encoder(block, widths, attends, num_blocks, pyramid_channels, taps)
+        self.bottleneck = nn.ModuleList([block(widths[-1], widths[-1], attention=True), block(widths[-1], widths[-1])])
+        self._build_decoder(block, widths, attends, num_blocks, skips)
+        self.head = nn.Sequential(group_norm(widths[0]), nn.SiLU(), conv(widths[0], out_channels, 3, gain=1e-5))
+
+    def _build_encoder(self, block: Callable[..., ResBlock], widths: list[int], attends: list[bool],
+                       num_blocks: int, pyramid_channels: int, taps: tuple[float, ...]) -> list[int]:
+        """Create encoder stages, down blocks and (if pyramid_channels > 0) the input pyramid; return skip widths."""
         self.down, self.pyramid, self.encoder = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        channels, pyramid_channels, skips = model_channels, in_channels, [model_channels]
-        for level, mult in enumerate(channel_mult):
+        channels = self.stem.out_channels
+        skips = [channels]
+        for level, (width, attention) in enumerate(zip(widths, attends)):
             if level:
-                self.down.append(block(channels, channels, "down"))
-                if encoder == "residual":
+                self.down.append(block(channels, channels, resample="down"))
+                if pyramid_channels:
                     self.pyramid.append(conv(pyramid_channels, channels, 3, "down", taps))
                     pyramid_channels = channels
                 skips.append(channels)
-            attention = image_size >> level in attn_resolutions
-            stage = nn.ModuleList()
+            self.encoder.append(nn.ModuleList())
             for _ in range(num_blocks):
-                stage.append(block(channels, model_channels * mult, attention=attention))
-                channels = model_channels * mult
+                self.encoder[-1].append(block(channels, width, attention=attention))
+                channels = width
                 skips.append(channels)
-            self.encoder.append(stage)
+        return skips
 
-        self.bottleneck = nn.ModuleList([block(channels, channels, attention=True), block(channels, channels)])
-
+    def _build_decoder(self, block: Callable[..., ResBlock], widths: list[int], attends: list[bool],
+                       num_blocks: int, skips: list[int]) -> None:
+        """Create the decoder stages (one block more than the encoder, attention on the last) and the up blocks."""
         self.up, self.decoder = nn.ModuleList(), nn.ModuleList()
-        for level, mult in reversed(list(enumerate(channel_mult))):
+        channels = widths[-1]
+        for level in reversed(range(self.levels)):
             if level < self.levels - 1:
-                self.up.append(block(channels, channels, "up"))
-            attention = image_size >> level in attn_resolutions
-            stage = nn.ModuleList()
+                self.up.append(block(channels, channels, resample="up"))
+            self.decoder.append(nn.ModuleList())
             for index in range(num_blocks + 1):
-                stage.append(block(channels + skips.pop(), model_channels * mult,
-                                   attention=attention and index == num_blocks))
-                channels = model_channels * mult
-            self.decoder.append(stage)
-        self.head = nn.Sequential(group_norm(channels), nn.SiLU(), conv(channels, out_channels, 3, gain=1e-5))
+                attention = attends[level] and index == num_blocks
+                self.decoder[-1].append(block(channels + skips.pop(), widths[level], attention=attention))
+                channels = widths[level]
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """F(x, sigma) for images `x` (B, in_channels, H, W) and noise levels `sigma` (B,) -> (B, out_channels, H, W)."""
+        """F(x, sigma) (SPEC §1.2) for images `x` (B, in_channels, H, W) and noise levels `sigma` (B,)."""
         self._check_inputs(x, sigma)
         emb = self.mlp(self.embed(sigma))
         h = self.stem(x)

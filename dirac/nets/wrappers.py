@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 
 class ResidualX0(nn.Module):
-    """The residual x0-predictor `D(x, sigma) = x + net(x, sigma)` in float32 (SPEC §1.2, Phi of the Dirac reference)."""
+    """The residual x0-predictor `D(x, sigma) = x + net(x, sigma)` in float32 (SPEC §1.2, the Dirac Phi)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
