@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from dirac.reporting.files import atomic_path, csv_text, write_text
+from dirac.reporting.files import atomic_path, csv_text, write_text, written
 from dirac.reporting.tables import LABELS, metric_columns, read_results
 
 Row = Mapping[str, float]
@@ -70,13 +70,16 @@ def pd_figure(rows: Sequence[Row], x: str, perception: str) -> Figure:
 
 
 def write_pd_curve(rows: Sequence[Row], directory: str | Path, x: str = "stop_t", stem: str = "pd_curve",
-                   perception: str | None = None) -> tuple[Path, Path]:
-    """Write `<stem>.csv` (all columns of the rows) and `<stem>.png` (the curve plots) into `directory`."""
+                   perception: str | None = None) -> dict[str, Path]:
+    """Write `<stem>.csv` (all columns of the rows) and `<stem>.png` (the curve plots) into `directory`.
+
+    Returns the written paths keyed by file name.
+    """
     rows, perception = _checked(rows, x, perception)
     columns = list(dict.fromkeys([x, *(key for row in rows for key in row)]))
     directory = Path(directory)
-    csv_path = write_text(directory / f"{stem}.csv", csv_text(columns, rows))
-    return csv_path, save_figure(pd_figure(rows, x, perception), directory / f"{stem}.png")
+    return written(write_text(directory / f"{stem}.csv", csv_text(columns, rows)),
+                   save_figure(pd_figure(rows, x, perception), directory / f"{stem}.png"))
 
 
 @rank_zero_only
@@ -128,8 +131,11 @@ def sweep_figure(rows: Sequence[Mapping[str, object]], perception: str) -> Figur
 
 
 def combine_sweep(run_dirs: Sequence[str | Path], out_dir: str | Path, stem: str = "sweep",
-                  results_stem: str = "results", perception: str | None = None) -> tuple[Path, Path]:
-    """Combine the results CSVs of a multirun's job folders into `<stem>.csv` and a perception–distortion `<stem>.png`."""
+                  results_stem: str = "results", perception: str | None = None) -> dict[str, Path]:
+    """Combine the results CSVs of a multirun's job folders into `<stem>.csv` and a perception–distortion `<stem>.png`.
+
+    Returns the written paths keyed by file name.
+    """
     results = _sweep_results(run_dirs, results_stem)
     table = {(run, method): metrics for run, methods in results.items() for method, metrics in methods.items()}
     rows = [{"run": run, "method": method, **metrics} for (run, method), metrics in table.items()]
@@ -137,5 +143,5 @@ def combine_sweep(run_dirs: Sequence[str | Path], out_dir: str | Path, stem: str
     perception = perception_key(rows, perception)
     metrics = metric_columns({f"{run}/{method}": values for (run, method), values in table.items()})
     out_dir = Path(out_dir)
-    csv_path = write_text(out_dir / f"{stem}.csv", csv_text(["run", "method", *metrics], rows))
-    return csv_path, save_figure(sweep_figure(rows, perception), out_dir / f"{stem}.png")
+    return written(write_text(out_dir / f"{stem}.csv", csv_text(["run", "method", *metrics], rows)),
+                   save_figure(sweep_figure(rows, perception), out_dir / f"{stem}.png"))

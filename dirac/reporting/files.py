@@ -45,3 +45,8 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     """The rows of a CSV file with a header, as dicts of strings."""
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def written(*paths: Path) -> dict[str, Path]:
+    """Written paths keyed by file name, the return value of every report writer."""
+    return {path.name: path for path in paths}

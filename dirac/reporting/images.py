@@ -34,10 +34,12 @@ def _fit(column: Tensor, channels: int, size: tuple[int, int]) -> Tensor:
     return column if column.shape[-2:] == size else F.interpolate(column, size=size, mode="nearest")
 
 
-def image_grid(columns: Sequence[Tensor], names: Sequence[str]) -> Tensor:
-    """A `(C, H', W')` grid: one labelled column per method (e.g. target, measurement, output), one row per image."""
-    if not columns or len(columns) != len(names):
-        raise ValueError(f"need one name per column and at least one column, got {len(columns)} and {len(names)}")
+def image_grid(columns: Sequence[Tensor], names: Sequence[str] | None = None) -> Tensor:
+    """A `(C, H', W')` grid: one column per method (e.g. target, measurement, output), one row per image,
+    with a header row of column names when `names` are given."""
+    if not columns or (names is not None and len(columns) != len(names)):
+        raise ValueError(f"need at least one column and one name per column, got {len(columns)} columns and names "
+                         f"{names}")
     if any(column.ndim != 4 or column.shape[0] != columns[0].shape[0] for column in columns):
         raise ValueError(f"columns must be (B, C, H, W) batches of one size, got {[tuple(c.shape) for c in columns]}")
     channels = max(column.shape[1] for column in columns)
@@ -46,6 +48,8 @@ def image_grid(columns: Sequence[Tensor], names: Sequence[str]) -> Tensor:
     size = (max(c.shape[2] for c in columns), max(c.shape[3] for c in columns))
     images = torch.stack([_fit(column, channels, size).cpu() for column in columns], dim=1).flatten(0, 1)
     grid = make_grid(images, nrow=len(columns), padding=PADDING, pad_value=1.0)
+    if names is None:
+        return grid
     labels = torch.stack([_label(name, size[1]).expand(channels, -1, -1) for name in names])
     header = make_grid(labels, nrow=len(columns), padding=PADDING, pad_value=1.0)
     return torch.cat([header[:, :-PADDING], grid], dim=1)
@@ -58,7 +62,7 @@ def save_png(image: Tensor, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_grid(path: str | Path, columns: Sequence[Tensor], names: Sequence[str]) -> Path:
+def save_grid(path: str | Path, columns: Sequence[Tensor], names: Sequence[str] | None = None) -> Path:
     """Save `image_grid(columns, names)` as a PNG and return the path."""
     return save_png(image_grid(columns, names), path)
 
@@ -68,14 +72,25 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_") or "image"
 
 
+def _as_image(image: Tensor) -> Tensor:
+    """A clipped `(C, H, W)` CPU image; a `(B, C, H, W)` batch is tiled into one row."""
+    if image.ndim not in (3, 4):
+        raise ValueError(f"images must be (C, H, W) or (B, C, H, W), got shape {tuple(image.shape)}")
+    image = image.detach().float().clamp(0.0, 1.0).cpu()
+    return make_grid(image, nrow=image.shape[0], padding=PADDING, pad_value=1.0) if image.ndim == 4 else image
+
+
 @rank_zero_only
 def log_images(logger: Logger | None, key: str, images: Sequence[Tensor], captions: Sequence[str],
                step: int | None = None) -> list[Path]:
-    """Log `(C, H, W)` images: wandb images on a WandbLogger, PNGs under `<log_dir>/images` on loggers with a
-    run folder (CSVLogger), nothing without a logger; returns the PNG paths written."""
+    """Log images (each `(C, H, W)`, or a `(B, C, H, W)` batch shown as one row): wandb images on a WandbLogger,
+    PNGs under `<log_dir>/images` on loggers with a run folder (CSVLogger), nothing without a logger.
+
+    Returns the PNG paths written.
+    """
     if len(images) != len(captions):
         raise ValueError(f"need one caption per image, got {len(images)} images and {len(captions)} captions")
-    clipped = [image.detach().float().clamp(0.0, 1.0).cpu() for image in images]
+    clipped = [_as_image(image) for image in images]
     if isinstance(logger, WandbLogger):
         logger.log_image(key, clipped, step=step, caption=list(captions))
         return []

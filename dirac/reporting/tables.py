@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from dirac.reporting.files import csv_text, read_csv, write_text
+from dirac.reporting.files import csv_text, read_csv, write_text, written
 
 Results = Mapping[str, Mapping[str, float]]
 
@@ -15,6 +15,7 @@ LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "fid": "FID", "
           "data_consistency": "data consistency ‖A₁(x̂₀) − y‖", "mse": "MSE"}
 FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f", "fid": ".2f", "swd": ".4f", "data_consistency": ".4g"}
 REQUIRED_NOTES = ("clipping", "lpips_net")
+NOTE_LABELS = {"clipping": "clipping", "lpips_net": "LPIPS net", "fid": "FID", "swd": "patch SWD"}
 
 
 def metric_columns(results: Results) -> list[str]:
@@ -41,19 +42,22 @@ def results_table(results: Results, notes: Mapping[str, str]) -> str:
     lines += [f"| {method} | " + " | ".join(format_value(metric, row.get(metric)) for metric in columns) + " |"
               for method, row in results.items()]
     lines.append("")
-    lines.append("Notes: " + "; ".join(f"{key.replace('_', ' ')}: {value}" for key, value in notes.items()))
+    lines.append("Notes: " + "; ".join(f"{NOTE_LABELS.get(key, key)}: {value}" for key, value in notes.items()))
     return "\n".join(lines) + "\n"
 
 
 def write_results(results: Results, directory: str | Path, stem: str = "results", *,
-                  notes: Mapping[str, str]) -> tuple[Path, Path]:
-    """Write `<stem>.md` (the table with notes) and `<stem>.csv` (method, metrics) into `directory`; return both."""
+                  notes: Mapping[str, str]) -> dict[str, Path]:
+    """Write `<stem>.md` (the table with notes) and `<stem>.csv` (method, metrics) into `directory`.
+
+    Returns the written paths keyed by file name.
+    """
     directory = Path(directory)
     columns = metric_columns(results)
     rows = [{"method": method, **{metric: repr(float(row[metric])) for metric in columns if metric in row}}
             for method, row in results.items()]
-    markdown = write_text(directory / f"{stem}.md", results_table(results, notes))
-    return markdown, write_text(directory / f"{stem}.csv", csv_text(["method", *columns], rows))
+    return written(write_text(directory / f"{stem}.md", results_table(results, notes)),
+                   write_text(directory / f"{stem}.csv", csv_text(["method", *columns], rows)))
 
 
 def read_results(path: str | Path) -> dict[str, dict[str, float]]:
