@@ -87,6 +87,11 @@ def _predict(phi: Phi, y_t: Tensor, times: Tensor) -> Tensor:
     return x0_hat
 
 
+def _trackable(x: Tensor) -> Tensor:
+    """`x`, or a normal copy of it when it is an inference tensor, which autograd cannot record."""
+    return x.clone() if x.is_inference() else x
+
+
 def _guidance_scale(guidance: str, step: float, residual: Tensor, sigma_1: Tensor) -> Tensor:
     """Per-image eta: std-scaled step * 0.5 / sigma_1^2, or error-scaled step / ||y - A_1(x0_hat)|| (SPEC §1.3)."""
     if guidance == "std":
@@ -127,8 +132,8 @@ class DiracSampler:
         return len(time_grid(self.dt, self.stop_t))
 
     def with_stop(self, stop_t: float) -> DiracSampler:
-        """The same sampler stopped at `stop_t` (e.g. the automatic DO stop from `best_stop_t`)."""
-        return replace(self, stop_t=stop_t)
+        """This sampler with the fixed stop `stop_t` (e.g. DO's automatic stop from `best_stop_t`); auto_stop off."""
+        return replace(self, stop_t=stop_t, auto_stop=False)
 
     @torch.no_grad()
     def __call__(
@@ -180,13 +185,14 @@ class DiracSampler:
         """x0_hat = phi(y_t, t) and, if guided, eta * grad_{y_t} ||y - A_1(x0_hat)||^2 through phi (SPEC §1.3b)."""
         if self.guidance == "none":
             return _predict(phi, y_t, times), None
-        ones = torch.ones_like(times)
-        with torch.enable_grad():
-            y_in = y_t.detach().requires_grad_(True)
+        with torch.inference_mode(False), torch.enable_grad():  # Lightning validates under inference mode
+            y_in = _trackable(y_t).detach().requires_grad_(True)
+            times, y = _trackable(times), _trackable(y)
             x0_hat = _predict(phi, y_in, times)
             if not x0_hat.requires_grad:
                 raise ValueError("guidance differentiates phi in y_t, but phi's output carries no gradient "
-                                 "(does phi ignore y_t, or run under no_grad / inference_mode?)")
+                                 "(does phi ignore y_t or disable gradients itself?)")
+            ones = torch.ones_like(times)
             residual = y - degradation.apply(x0_hat, ones)
             (grad,) = torch.autograd.grad(residual.square().sum(), y_in)
         eta = _guidance_scale(self.guidance, self.guidance_step, residual.detach(), noise.sigma(ones))

@@ -106,6 +106,17 @@ def test_guidance_improves_data_consistency_of_a_biased_phi(fading, x0, guidance
     assert residuals[2] < residuals[1] < 0.99 * residuals[0]
 
 
+def test_guidance_works_under_inference_mode(mask, x0):
+    """Lightning validates under torch.inference_mode; guidance still differentiates through phi there."""
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+    phi = lambda y_t, t: y_t + conv(y_t) * t.view(-1, 1, 1, 1)  # noqa: E731
+    y = mask(x0, 1.0)
+    sampler = DiracSampler(dt=0.25, guidance="std", output="iterate")
+    with torch.inference_mode():
+        inferred = sampler(phi, y.clone(), mask, GeometricNoise(), seeded())
+    torch.testing.assert_close(inferred, sampler(phi, y, mask, GeometricNoise(), seeded()))
+
+
 def test_batch_equals_single_images_with_per_image_generators(mask, x0):
     def phi(y_t, t):
         return torch.nn.functional.avg_pool2d(torch.tanh(y_t), 3, 1, 1) + 0.1 * t.view(-1, 1, 1, 1)
@@ -125,9 +136,9 @@ def test_same_generator_seed_reproduces_and_a_new_seed_differs(fading, x0):
     assert torch.equal(run(3), run(3)) and not torch.equal(run(3), run(4))
 
 
-def test_with_stop_replaces_only_the_stop():
+def test_with_stop_fixes_the_stop_and_keeps_the_other_settings():
     sampler = DiracSampler(stop_t=1.0, guidance="std", auto_stop=True)
-    assert sampler.with_stop(0.4) == DiracSampler(stop_t=0.4, guidance="std", auto_stop=True)
+    assert sampler.with_stop(0.4) == DiracSampler(stop_t=0.4, guidance="std", auto_stop=False)
     with pytest.raises(ValueError, match="stop_t"):
         sampler.with_stop(1.5)
 
