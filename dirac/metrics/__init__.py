@@ -1,4 +1,4 @@
-"""Evaluation metrics: distortion, LPIPS/FID from local weights, patch SWD, and the per-method MetricSuite (SPEC §1.3b)."""
+"""Evaluation metrics: distortion, LPIPS/FID from local weights, patch SWD, per-method MetricSuite (SPEC §1.3b)."""
 
 from dirac.metrics.distortion import clip01, data_consistency, mse, psnr, ssim
 from dirac.metrics.suite import MetricSuite, PerImageMeans

@@ -22,18 +22,18 @@ def clip01(x: Tensor) -> Tensor:
 
 
 def mse(pred: Tensor, target: Tensor) -> Tensor:
-    """Per-image mean squared error over C·H·W of the clipped images, shape `(B,)`."""
+    """Per-image mean squared error over C·H·W of the clipped images, shape `(B,)` (SPEC §1.3b)."""
     check_pair(pred, target)
     return (clip01(pred) - clip01(target)).square().flatten(1).mean(dim=1)
 
 
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
-    """Per-image PSNR in dB, 20·log10(1 / RMSE) over C·H·W of the clipped images, shape `(B,)`."""
+    """Per-image PSNR in dB, 20·log10(1 / RMSE) over C·H·W of the clipped images, shape `(B,)` (SPEC §1.3b)."""
     return -10.0 * torch.log10(mse(pred, target))
 
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """Per-image SSIM (Gaussian window 11, sigma 1.5, data range 1) of the clipped images, shape `(B,)`."""
+    """Per-image SSIM (Gaussian window 11, sigma 1.5, data range 1) of the clipped images, `(B,)` (SPEC §1.3b)."""
     check_pair(pred, target)
     return structural_similarity_index_measure(
         clip01(pred), clip01(target), gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0,

@@ -21,7 +21,7 @@ DISTORTION = ("psnr", "ssim", "mse")
 
 
 class PerImageMeans(Metric):
-    """Running means of named per-image measures; sums and counts add up across DDP ranks."""
+    """Running means of named per-image measures (SPEC §1.3b); sums and counts add up across DDP ranks (§4)."""
 
     full_state_update = False
 
@@ -58,7 +58,7 @@ def to_uint8_rgb(x: Tensor) -> Tensor:
 
 
 class MethodMetrics(nn.Module):
-    """The accumulators of one method (e.g. "measurement", "dirac_do", "dirac_po")."""
+    """The accumulators of one method (e.g. "measurement", "dirac_do", "dirac_po") for the SPEC §1.3b table."""
 
     def __init__(self, names: Sequence[str], fid_features: nn.Module | None, swd: dict | None) -> None:
         super().__init__()
@@ -110,11 +110,12 @@ class MetricSuite(nn.Module):
             self.fid_features = _load(lambda: load_inception(weights_dir), missing, num_features=2048)
         self.swd = dict(patch=swd_patch, projections=swd_projections, patches_per_image=swd_patches_per_image,
                         max_patches=swd_max_patches, seed=seed) if swd else None
+        fid_kind = ("custom features, not comparable with published FID" if fid_features is not None
+                    else "Inception-v3 pool features on 8-bit images")
         self.notes = {
             "clipping": "outputs and targets clipped to [0, 1]",
             "lpips_net": _status(lpips_net, self.lpips is not None),
-            "fid": _status(fid and ("custom features, not comparable with published FID" if fid_features is not None
-                                    else "Inception-v3 pool features on 8-bit images"), self.fid_features is not None),
+            "fid": _status(fid_kind if fid else None, self.fid_features is not None),
             "swd": f"{swd_patch}x{swd_patch} patches, {swd_projections} projections" if swd else "off",
         }
         self.methods = nn.ModuleDict()
@@ -167,7 +168,7 @@ class MetricSuite(nn.Module):
 
 def _load(factory: Callable[[], nn.Module], missing: list[MissingWeightsError],
           num_features: int | None = None) -> FrozenNetwork | None:
-    """The network `factory` builds, wrapped as a FrozenNetwork, or None (and the error recorded) when weights are missing."""
+    """The network `factory` builds as a FrozenNetwork, or None (recording the error) when its weights are missing."""
     try:
         return FrozenNetwork(factory(), num_features)
     except MissingWeightsError as error:
@@ -175,7 +176,7 @@ def _load(factory: Callable[[], nn.Module], missing: list[MissingWeightsError],
         return None
 
 
-def _status(setting: str | bool | None, active: bool) -> str:
+def _status(setting: str | None, active: bool) -> str:
     """A notes entry: the setting, "off" when disabled, or the setting marked not computed when weights are missing."""
     if not setting:
         return "off"

@@ -50,7 +50,7 @@ def _quantiles(values: Tensor, levels: int) -> Tensor:
 
 
 def sliced_wasserstein(a: Tensor, b: Tensor, directions: Tensor) -> Tensor:
-    """SW_2 between the point sets `a` `(G, N, D)` and `b` `(G, M, D)` along `directions` `(D, P)`, shape `(G,)`."""
+    """SW_2 = sqrt(mean over directions of W_2² of the projections) between `a` `(G, N, D)` and `b` `(G, M, D)`."""
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
         raise ValueError(f"point sets must be (G, N, D) and (G, M, D), got {tuple(a.shape)} and {tuple(b.shape)}")
     levels = max(a.shape[1], b.shape[1])
@@ -75,7 +75,7 @@ def _patch_sets(pred: Tensor, target: Tensor, patch: int, per_image: int, seed: 
 
 def patch_swd(pred: Tensor, target: Tensor, patch: int = 7, projections: int = 256, seed: int = 0,
               patches_per_image: int = 256) -> Tensor:
-    """Sliced Wasserstein distance between the patch distributions of a set of outputs and a set of targets (scalar)."""
+    """Patch SWD between a set of outputs and a set of targets: the weight-free perception measure (SPEC §4)."""
     pred_patches, target_patches = _patch_sets(pred, target, patch, patches_per_image, seed)
     directions = projection_directions(pred_patches.shape[-1], projections, seed).to(pred.device)
     return sliced_wasserstein(pred_patches.flatten(0, 1)[None], target_patches.flatten(0, 1)[None], directions)[0]
@@ -83,7 +83,7 @@ def patch_swd(pred: Tensor, target: Tensor, patch: int = 7, projections: int = 2
 
 def patch_swd_per_image(pred: Tensor, target: Tensor, patch: int = 7, projections: int = 256, seed: int = 0,
                         patches_per_image: int = 256) -> Tensor:
-    """Per-image sliced Wasserstein distance between the patch distributions of paired images, shape `(B,)`."""
+    """Per-image patch SWD between the patch distributions of paired images (SPEC §4), shape `(B,)`."""
     check_pair(pred, target)
     pred_patches, target_patches = _patch_sets(pred, target, patch, patches_per_image, seed)
     directions = projection_directions(pred_patches.shape[-1], projections, seed).to(pred.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def weights_dir() -> Path:
 
 
 def require_weights(weight: WeightFile, directory: str | Path | None = None) -> Path:
-    """The path of `weight` in `directory` (default `weights_dir()`), or raise MissingWeightsError before any download."""
+    """The path of `weight` in `directory` (default `weights_dir()`); MissingWeightsError (no download) if absent."""
     folder = Path(directory) if directory is not None else weights_dir()
     path = folder / weight.file
     if not path.is_file():
@@ -73,7 +74,8 @@ class FrozenNetwork(nn.Module):
         if num_features is not None:
             self.num_features = num_features
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> FrozenNetwork:  # type: ignore[override]
+        """Apply device/dtype moves to the hidden network as well."""
         self.net._apply(fn, recurse)
         return super()._apply(fn, recurse)
 
@@ -100,7 +102,7 @@ def load_lpips(net: str = "vgg", weights_dir: str | Path | None = None) -> lpips
 
 
 def load_inception(weights_dir: str | Path | None = None) -> NoTrainInceptionV3:
-    """The FID Inception-v3 (2048-d pool features, uint8 input) read from `weights-inception-2015-12-05-6726825d.pth`."""
+    """The FID Inception-v3 (2048-d pool features, uint8 input) from `weights-inception-2015-12-05-6726825d.pth`."""
     path = require_weights(INCEPTION, weights_dir)
     return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                               feature_extractor_weights_path=str(path))

@@ -1,4 +1,4 @@
-"""Perception–distortion curves along stop_t (or rho): CSV + PNG in the run folder, wandb line plots, sweep plots (SPEC §4)."""
+"""Perception–distortion curves along stop_t (or rho): CSV + PNG, wandb line plots, sweep summaries (SPEC §4)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
 
 def pd_figure(rows: Sequence[Row], x: str, perception: str) -> Figure:
-    """PSNR and the perception measure against `x` on twin axes, beside PSNR against the perception measure."""
+    """PSNR and perception against `x` on twin axes, beside PSNR against perception (SPEC §4 curves)."""
     figure = Figure(figsize=(10, 4), layout="constrained")
     along, tradeoff = figure.subplots(1, 2)
     xs, psnrs, perceptions = ([row[key] for row in rows] for key in (x, "psnr", perception))
@@ -85,7 +85,10 @@ def write_pd_curve(rows: Sequence[Row], directory: str | Path, x: str = "stop_t"
 @rank_zero_only
 def log_pd_curve(logger: Logger | None, rows: Sequence[Row], x: str = "stop_t", perception: str | None = None,
                  key: str = "pd_curve", step: int | None = None) -> None:
-    """Log PSNR and perception against `x`, and PSNR against perception, as wandb line plots (no-op off wandb)."""
+    """Log PSNR and perception against `x`, and PSNR against perception, as wandb line plots (SPEC §4).
+
+    A no-op unless `logger` is a WandbLogger.
+    """
     if not isinstance(logger, WandbLogger):
         return
     import wandb
@@ -117,7 +120,7 @@ def _sweep_results(run_dirs: Sequence[str | Path], results_stem: str) -> dict[st
 
 
 def sweep_figure(rows: Sequence[Mapping[str, object]], perception: str) -> Figure:
-    """PSNR against the perception measure, one line per method through the runs, points labelled by run."""
+    """PSNR against perception, one line per method through a sweep's runs, points labelled by run (SPEC §4)."""
     figure = Figure(figsize=(7, 5), layout="constrained")
     axes = figure.subplots()
     for method in dict.fromkeys(row["method"] for row in rows):
@@ -132,7 +135,7 @@ def sweep_figure(rows: Sequence[Mapping[str, object]], perception: str) -> Figur
 
 def combine_sweep(run_dirs: Sequence[str | Path], out_dir: str | Path, stem: str = "sweep",
                   results_stem: str = "results", perception: str | None = None) -> dict[str, Path]:
-    """Combine the results CSVs of a multirun's job folders into `<stem>.csv` and a perception–distortion `<stem>.png`.
+    """Combine a multirun's job results CSVs into `<stem>.csv` and a perception–distortion `<stem>.png` (SPEC §4).
 
     Returns the written paths keyed by file name.
     """

@@ -1,4 +1,4 @@
-"""Image grids (one column per method, one row per image) saved as PNGs or logged to wandb / the run folder."""
+"""Image grids (one column per method, one row per image) as PNGs, logged to wandb or the run folder (SPEC §4)."""
 
 from __future__ import annotations
 

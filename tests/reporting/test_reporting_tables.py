@@ -13,8 +13,8 @@ NOTES = {"clipping": "outputs and targets clipped to [0, 1]", "lpips_net": "vgg"
 def test_table_orders_metrics_marks_missing_and_states_the_notes():
     lines = results_table(RESULTS, NOTES).splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    assert header == ["method", "PSNR (dB)", "SSIM", "LPIPS", "FID", "patch SWD", "data consistency ‖A₁(x̂₀) − y‖",
-                      "MSE"]
+    assert header == ["method", "PSNR (dB)", "SSIM", "LPIPS", "FID", "patch SWD",
+                      "data consistency ‖A₁(x̂₀) − y‖", "MSE"]
     measurement = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert measurement[:7] == ["measurement", "22.12", "0.6123", "n/a", "n/a", "0.2000", "n/a"]
     assert "| dirac_po | 26.67 | 0.7418 | 0.2716 | 53.36 |" in lines[3]
