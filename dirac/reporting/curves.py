@@ -58,10 +58,11 @@ def pd_figure(rows: Sequence[Row], x: str, perception: str) -> Figure:
     along, tradeoff = figure.subplots(1, 2)
     xs, psnrs, perceptions = ([row[key] for row in rows] for key in (x, "psnr", perception))
     along.plot(xs, psnrs, "o-", color="C0")
-    along.set(xlabel=x, ylabel=_label("psnr"))
+    along.set_xlabel(x)
+    along.set_ylabel(_label("psnr"), color="C0")
     twin = along.twinx()
     twin.plot(xs, perceptions, "s--", color="C1")
-    twin.set_ylabel(_label(perception))
+    twin.set_ylabel(_label(perception), color="C1")
     tradeoff.plot(perceptions, psnrs, "o-", color="C2")
     for value, point in zip(xs, zip(perceptions, psnrs)):
         tradeoff.annotate(f"{x}={value:g}", point, fontsize=7)
