@@ -23,5 +23,5 @@ class CombineSweep(Callback):
         if not run_dirs:
             log.warning("no job of sweep %s wrote results.csv; nothing to combine", sweep_dir)
             return
-        csv_path, png_path = combine_sweep(run_dirs, sweep_dir)
-        log.info("sweep summary of %d runs: %s, %s", len(run_dirs), csv_path, png_path)
+        paths = combine_sweep(run_dirs, sweep_dir)
+        log.info("sweep summary of %d runs: %s", len(run_dirs), ", ".join(map(str, paths.values())))

@@ -193,7 +193,8 @@ class DiracModule(L.LightningModule):
     def _save_grids(self, names: list[str], columns: list[Tensor]) -> None:
         limit = len(names) if self.save_images is None else max(0, self.save_images - self._saved_images)
         for index, name in enumerate(names[:limit]):
-            save_grid(self.output_dir / "images" / f"{Path(name).stem}.png", [c[index : index + 1] for c in columns])
+            flat = Path(name).with_suffix("").as_posix().replace("/", "__")
+            save_grid(self.output_dir / "images" / f"{flat}.png", [c[index : index + 1] for c in columns])
         self._saved_images += min(limit, len(names))
 
     def on_test_epoch_end(self) -> None:
