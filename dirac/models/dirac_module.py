@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.metrics import MetricSuite, psnr, ssim
-from dirac.models.evaluation import CurveRecorder, measure, split_results, write_evaluation
+from dirac.models.evaluation import CurveRecorder, curve_rows, measure, write_evaluation
 from dirac.models.losses import LookAheadLoss
 from dirac.nets.wrappers import ResidualX0
 from dirac.reporting import log_images, save_grid
@@ -161,6 +161,7 @@ class DiracModule(L.LightningModule):
     # ----------------------------------------------------------------- test
     def on_test_epoch_start(self) -> None:
         self.suite = self.metrics_factory().to(self.device)
+        self.curve_suite = self.metrics_factory(fid=False).to(self.device)  # FID per curve point would cost an Inception pass each
         self._saved_images = 0
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
@@ -176,7 +177,7 @@ class DiracModule(L.LightningModule):
     def _reconstruct_presets(self, x0: Tensor, y: Tensor) -> dict[str, Tensor]:
         """DO and PO outputs, from one full pass when they share settings (the curve comes from PO's pass)."""
         do, po = self.sampler("do"), self.sampler("po")
-        curve = CurveRecorder(self.suite, x0, y, self.degradation, po.output, self.curve_every)
+        curve = CurveRecorder(self.curve_suite, x0, y, self.degradation, po.output, self.curve_every)
         recorder = TrajectoryRecorder(x0, y, self.degradation, {}, every=10**9, keep=(do.stop_t, po.stop_t))
         full_po = po.with_stop(0.0)
 
@@ -198,15 +199,16 @@ class DiracModule(L.LightningModule):
         self._saved_images += min(limit, len(names))
 
     def on_test_epoch_end(self) -> None:
-        results, curve_rows = split_results(self.suite.compute())
+        results = self.suite.compute()
+        rows = curve_rows(self.curve_suite.compute())
         self.test_results = results
-        self.test_curve = curve_rows
+        self.test_curve = rows
         for method, values in results.items():
             for metric, value in values.items():
                 if isinstance(value, float):
                     self.log(f"test/{method}/{metric}", value, rank_zero_only=True)
         if self.trainer.is_global_zero:
-            write_evaluation(self.output_dir, results, curve_rows, self.stops, self.suite.notes, self.logger)
+            write_evaluation(self.output_dir, results, rows, self.stops, self.suite.notes, self.logger)
 
     # ---------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

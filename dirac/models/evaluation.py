@@ -46,12 +46,11 @@ class CurveRecorder:
         measure(self.suite, curve_method(state.t), image, self.x0, self.degradation, self.y)
 
 
-def split_results(results: dict[str, dict[str, float]]) -> tuple[dict[str, dict[str, float]], list[dict[str, float]]]:
-    """Separate the per-method table from the curve rows (sorted by stop_t) that CurveRecorder produced."""
-    table = {name: values for name, values in results.items() if not name.startswith(CURVE_PREFIX)}
+def curve_rows(results: dict[str, dict[str, float]]) -> list[dict[str, float]]:
+    """The perception–distortion curve rows (sorted by stop_t) among a suite's results, as CurveRecorder named them."""
     rows = [{"stop_t": int(name[len(CURVE_PREFIX):]) / CURVE_SCALE, **values} for name, values in results.items()
             if name.startswith(CURVE_PREFIX)]
-    return table, sorted(rows, key=lambda row: row["stop_t"])
+    return sorted(rows, key=lambda row: row["stop_t"])
 
 
 def write_evaluation(directory: Path, table: dict, rows: list[dict], stops: dict[str, float], notes: dict,
