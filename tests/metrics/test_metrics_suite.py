@@ -150,7 +150,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 @pytest.mark.slow
 def test_results_under_ddp_match_one_process(tmp_path):
     torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt")["po"] for rank in range(2)]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)["po"] for rank in range(2)]
     single = _suite()
     single.update("po", *_sharded_data())
     expected = single.compute()["po"]
