@@ -34,7 +34,7 @@ class GreedySchedule:
 
 
 class SeverityDistance:
-    """dist(c_a, c_b) = mean over images x of d(A_{c_a}(x), A_{c_b}(x)), evaluated for many c_b at once."""
+    """dist(c_a, c_b) = mean over images x of d(A_{c_a}(x), A_{c_b}(x)), for many candidate severities at once."""
 
     def __init__(self, degradation: ScheduledDegradation, images: Tensor, distance: Distance, batch_size: int) -> None:
         degradation.check_image(images)
@@ -46,16 +46,19 @@ class SeverityDistance:
         per_image = severities.to(self.images.dtype).repeat_interleave(self.images.shape[0])
         return self.degradation.apply_at(self.images.repeat(len(severities), 1, 1, 1), per_image)
 
-    def from_anchor(self, anchor: float, severities: Tensor, anchor_first: bool) -> Tensor:
-        """dist(anchor, c) (or dist(c, anchor) when not `anchor_first`) for every c in `severities`: `(M,)`."""
-        fixed = self.degrade(severities.new_full((1,), anchor))
-        results = []
+    def split(self, low: float, high: float, severities: Tensor) -> tuple[Tensor, Tensor]:
+        """(dist(low, c), dist(c, high)) for every c in `severities` `(M,)`, degrading each candidate once."""
+        anchors = self.degrade(severities.new_tensor([low, high])).unflatten(0, (2, -1))
+        left, right = [], []
         for chunk in severities.split(self.per_chunk):
             moving = self.degrade(chunk)
-            repeated = fixed.repeat(len(chunk), 1, 1, 1)
-            pair = (repeated, moving) if anchor_first else (moving, repeated)
-            results.append(self.distance(*pair).reshape(len(chunk), -1).mean(dim=1))
-        return torch.cat(results)
+            left.append(self.mean_distance(anchors[0].repeat(len(chunk), 1, 1, 1), moving, len(chunk)))
+            right.append(self.mean_distance(moving, anchors[1].repeat(len(chunk), 1, 1, 1), len(chunk)))
+        return torch.cat(left), torch.cat(right)
+
+    def mean_distance(self, first: Tensor, second: Tensor, count: int) -> Tensor:
+        """Image-averaged distances `(count,)` of two severity-major batches of `count * N` images."""
+        return self.distance(first, second).reshape(count, -1).mean(dim=1)
 
 
 @torch.no_grad()
@@ -83,13 +86,11 @@ def greedy_schedule(
         raise ValueError(f"need 2 <= budget <= candidates, got budget {budget} and {candidates} candidates")
     grid = torch.linspace(c_min, c_max, candidates, dtype=torch.float64)
     measure = SeverityDistance(degradation, images, distance, batch_size)
-    gaps = {(0, candidates - 1): float(measure.from_anchor(float(grid[0]), grid[-1:], anchor_first=True)[0])}
+    gaps = {(0, candidates - 1): float(measure.split(float(grid[0]), float(grid[-1]), grid[-1:])[0][0])}
     history = [max(gaps.values())]
     while len(gaps) + 1 < budget:
         (low, high), _ = max(((pair, gap) for pair, gap in gaps.items() if pair[1] - pair[0] > 1), key=lambda item: item[1])
-        inner = grid[low + 1 : high]
-        left = measure.from_anchor(float(grid[low]), inner, anchor_first=True)
-        right = measure.from_anchor(float(grid[high]), inner, anchor_first=False)
+        left, right = measure.split(float(grid[low]), float(grid[high]), grid[low + 1 : high])
         best = int(torch.argmin(torch.maximum(left, right)))
         del gaps[(low, high)]
         gaps[(low, low + 1 + best)] = float(left[best])
