@@ -31,7 +31,8 @@ class ScheduledDegradation(Degradation):
         self.c_max = float(c_max)
         self.schedule = LinearSeverity(c_min, c_max) if schedule is None else as_severity_map(schedule)
         start, end = self.schedule.endpoints()
-        if not (math.isclose(start, self.c_min, rel_tol=1e-6, abs_tol=1e-6) and math.isclose(end, self.c_max, rel_tol=1e-6, abs_tol=1e-6)):
+        close = [math.isclose(value, target, rel_tol=1e-6, abs_tol=1e-6) for value, target in ((start, self.c_min), (end, self.c_max))]
+        if not all(close):
             raise ValueError(
                 f"{type(self).__name__}: the schedule must map t = 0 to {self.c_min} and t = 1 to {self.c_max} "
                 f"(its severity range), but it maps them to {start:.6g} and {end:.6g}"

@@ -22,7 +22,8 @@ def test_every_expected_degradation_config_exists():
 
 @pytest.mark.parametrize("name", DEGRADATIONS)
 def test_degradation_config_takes_its_sizes_from_the_data_group(name):
-    cfg = OmegaConf.create({"data": {"channels": 3, "image_size": 32}, "degradation": OmegaConf.load(CONF / "degradation" / f"{name}.yaml")})
+    loaded = OmegaConf.load(CONF / "degradation" / f"{name}.yaml")
+    cfg = OmegaConf.create({"data": {"channels": 3, "image_size": 32}, "degradation": loaded})
     degradation = instantiate(cfg.degradation)
     assert isinstance(degradation, Degradation) and (degradation.channels, degradation.image_size) == (3, 32)
     x = torch.rand(2, 3, 32, 32)

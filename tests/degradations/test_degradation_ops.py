@@ -196,6 +196,7 @@ def test_superresolution_levels_and_blend():
 def test_colorization_fades_to_the_channel_mean():
     x = torch.rand(2, 3, SIZE, SIZE)
     gray = x.mean(dim=1, keepdim=True).expand_as(x)
-    torch.testing.assert_close(Colorization(3, SIZE)(x, torch.tensor([1.0, 0.25])), torch.stack([gray[0], 0.75 * x[1] + 0.25 * gray[1]]))
+    expected = torch.stack([gray[0], 0.75 * x[1] + 0.25 * gray[1]])
+    torch.testing.assert_close(Colorization(3, SIZE)(x, torch.tensor([1.0, 0.25])), expected)
     with pytest.raises(ValueError, match="two channels"):
         Colorization(1, SIZE)
