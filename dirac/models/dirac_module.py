@@ -208,7 +208,8 @@ class DiracModule(L.LightningModule):
                 if isinstance(value, float):
                     self.log(f"test/{method}/{metric}", value, rank_zero_only=True)
         if self.trainer.is_global_zero:
-            write_evaluation(self.output_dir, results, rows, self.stops, self.suite.notes, self.logger)
+            paths = write_evaluation(self.output_dir, results, rows, self.stops, self.suite.notes, self.logger)
+            print(f"\n{paths['results.md'].read_text()}\nwritten to {self.output_dir}", flush=True)
 
     # ---------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
