@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 import pytest
 from omegaconf import OmegaConf
@@ -54,7 +54,7 @@ def dirac_run(root: Path, *args: str, timeout: float = 300) -> str:
     return log
 
 
-def only(paths) -> Path:
+def only(paths: Iterable[Path]) -> Path:
     """The single path of an iterable, failing with the list otherwise."""
     paths = list(paths)
     assert len(paths) == 1, f"expected exactly one path, found {paths}"
@@ -62,6 +62,7 @@ def only(paths) -> Path:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header."""
     with path.open() as handle:
         return list(csv.DictReader(handle))
 
