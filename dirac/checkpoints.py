@@ -6,7 +6,9 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import lightning as L
 import torch
+from hydra.utils import instantiate
 
 
 def newest_last_checkpoint(search_root: Path) -> Path | None:
@@ -42,3 +44,17 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "dirac" not in checkpoint:
         raise ValueError(f"checkpoint {path} was not written by dirac (it lacks the 'state_dict' and 'dirac' entries)")
     return checkpoint
+
+
+def module_from_checkpoint(checkpoint: dict, **overrides) -> L.LightningModule:
+    """The LightningModule a loaded dirac checkpoint was trained as (SPEC §4): built from its stored `model` config
+    (`overrides` replace arguments, e.g. `metrics=None`), with its weights and stored state (stop times)."""
+    stored = checkpoint["dirac"].get("config", {})
+    if "model" not in stored:
+        raise ValueError("the checkpoint stores no model config (checkpoint['dirac']['config']['model']), "
+                         "so the module cannot be rebuilt from it alone")
+    module = instantiate(stored["model"], **overrides)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
+    module.run_config = stored
+    return module
