@@ -71,8 +71,8 @@ def output_names(files: Sequence[Path], base: Path) -> list[Path]:
 
 
 def read_measurement(path: Path, channels: int, image_size: int) -> Tensor:
-    """A measurement file as a `(channels, S, S)` tensor in [0, 1] (values / 255), never resized: a file of
-    another size gets a ValueError naming it and both sizes (SPEC §1.1: y = A_1(x0) + sigma_1 z at the model's size)."""
+    """A measurement y (SPEC §1.1) read from a file as a `(channels, S, S)` tensor in [0, 1] (values / 255), never
+    resized: a file of another size gets a ValueError naming it and both sizes."""
     image = to_channels(to_float(read_rgb(path)), channels)
     height, width = image.shape[-2:]
     if (height, width) != (image_size, image_size):
@@ -109,12 +109,7 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
             chunk = list(zip(files[start : start + batch_size], names[start : start + batch_size]))
             usable = _read_chunk(chunk, base, module.degradation.channels, module.degradation.image_size, skipped)
             if usable:
-                inputs, outputs, images = zip(*usable)
-                y = torch.stack(images).to(module.device)
-                x0_hat, distances = reconstruct_batch(module, y, preset, stop_t, _step_postfix(bar))
-                for image, name in zip(x0_hat.cpu(), outputs):
-                    save_png(image, target / name)
-                consistency.update(zip(inputs, distances.tolist()))
+                consistency.update(_restore_chunk(module, usable, target, preset, stop_t, _step_postfix(bar)))
             bar.update(len(chunk))
     if not consistency:
         raise ValueError(f"no measurement under {source} could be restored: " + "; ".join(skipped.values()))
@@ -122,7 +117,8 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
 
 
 def load_module(ckpt: Path, device: torch.device, preset: str, stop_t: float | None) -> L.LightningModule:
-    """The checkpoint's module (weights, operators, noise, stops) on `device` in eval mode, without metrics."""
+    """The checkpoint's module (weights, operators, noise, stops; SPEC §4) on `device` in eval mode, without metrics;
+    warns when Dirac-DO is asked for with a stop that was never calibrated."""
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint file {ckpt} does not exist")
     module = module_from_checkpoint(load_checkpoint(ckpt), metrics=None).to(device).eval()
@@ -142,6 +138,17 @@ def _read_chunk(chunk: Sequence[tuple[Path, Path]], base: Path, channels: int, i
             log.warning("skipping: %s", error)
             skipped[file.relative_to(base).as_posix()] = str(error)
     return usable
+
+
+def _restore_chunk(module: L.LightningModule, usable: Sequence[tuple[str, Path, Tensor]], target: Path, preset: str,
+                   stop_t: float | None, callback: StepCallback) -> dict[str, float]:
+    """Reconstruct one batch of (input name, output name, y), write its PNGs atomically into `target` and return
+    ||A_1(x0_hat) - y|| per input name."""
+    inputs, outputs, images = zip(*usable)
+    x0_hat, distances = reconstruct_batch(module, torch.stack(images).to(module.device), preset, stop_t, callback)
+    for image, name in zip(x0_hat.cpu(), outputs):
+        save_png(image, target / name)
+    return dict(zip(inputs, distances.tolist()))
 
 
 def _step_postfix(bar: tqdm) -> StepCallback:

@@ -38,14 +38,17 @@ def write_pngs(folder: Path, images: torch.Tensor, names: list[str]) -> list[Pat
 
 def train_folder(root: Path) -> Path:
     """train/, val/ and test/ subfolders of natural crops (none from the photographs the tests restore)."""
-    for split, name, count in (("train", "astronaut", 6), ("train", "rocket", 6), ("val", "retina", 2), ("test", "retina", 2)):
-        images = natural_patches(name, count, downscale=8.0 if split != "train" else 4.0)
-        write_pngs(root / split, images, [f"{name}_{index}.png" for index in range(len(images))])
+    photos = {"train": ("astronaut", "hubble_deep_field", "immunohistochemistry", "retina"), "val": ("rocket",),
+              "test": ("rocket",)}
+    for split, names in photos.items():
+        for name in names:
+            images = natural_patches(name, 8 if split == "train" else 2)
+            write_pngs(root / split, images, [f"{name}_{index}.png" for index in range(len(images))])
     return root
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
