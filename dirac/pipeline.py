@@ -44,7 +44,7 @@ def checkpoint_for(cfg: DictConfig) -> Path | None:
 
 
 def calibrate(model: L.LightningModule, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
-    """Set the Dirac-DO stop time to the PSNR peak on validation data (SPEC §1.3) when the DO preset asks for it."""
+    """Set the auto-stopped presets' stop times on validation data (SPEC §1.3): DO at the PSNR peak, PO at the perception minimum."""
     if model.calibrated:
         return
     model.calibrating = True
@@ -55,15 +55,15 @@ def calibrate(model: L.LightningModule, trainer: L.Trainer, datamodule: L.Lightn
 
 
 def finish(model: L.LightningModule, trainer: L.Trainer) -> dict:
-    """Save the calibrated model next to the other checkpoints and return the test results."""
+    """Save the calibrated model (weights, config, stops; resume training from last.ckpt) and return the test results."""
     path = Path(model.output_dir) / "checkpoints" / "dirac.ckpt"
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=True)
     log.info("calibrated checkpoint written to %s", path)
     return {"results": getattr(model, "test_results", {}), "checkpoint": str(path)}
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit (resuming when asked), calibrate the DO stop on validation data, test, and save the calibrated checkpoint."""
+    """Fit (resuming when asked), calibrate the stop times on validation data, test, and save the calibrated checkpoint."""
     ckpt = checkpoint_for(cfg)
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)

@@ -118,12 +118,13 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
 
 def load_module(ckpt: Path, device: torch.device, preset: str, stop_t: float | None) -> L.LightningModule:
     """The checkpoint's module (weights, operators, noise, stops; SPEC §4) on `device` in eval mode, without metrics;
-    warns when Dirac-DO is asked for with a stop that was never calibrated."""
+    warns when a preset is asked for whose automatic stop was never calibrated."""
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint file {ckpt} does not exist")
     module = module_from_checkpoint(load_checkpoint(ckpt), metrics=None).to(device).eval()
-    if preset == "do" and stop_t is None and not module.calibrated:
-        log.warning("the checkpoint's Dirac-DO stop was never calibrated; using stop_t=%.3f", module.stops["do"])
+    if stop_t is None and preset in module.auto_presets - module.calibrated_presets:
+        log.warning("the checkpoint's Dirac-%s stop was never calibrated; using stop_t=%.3f", preset.upper(),
+                    module.stops[preset])
     return module
 
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
-from dirac.metrics import MetricSuite, psnr, ssim
+from dirac.metrics import MetricSuite, psnr
 from dirac.models.evaluation import CurveRecorder, curve_rows, measure, write_evaluation
 from dirac.models.losses import LookAheadLoss
 from dirac.nets.wrappers import ResidualX0
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 class DiracModule(L.LightningModule):
     """Trains Phi(y_t, t) = y_t + net(y_t, sigma_t) with L(Δt) and reconstructs with the Dirac reverse process.
 
-    `stops` holds the DO/PO stop times; DO's is the validation PSNR peak when `sampler_do.auto_stop`
-    (found by `trainer.validate` with `calibrating = True`). Checkpoints carry the run configuration,
+    `stops` holds the DO/PO stop times. A preset with `auto_stop` gets its stop from validation data
+    (`trainer.validate` with `calibrating = True`): DO at the PSNR peak, PO at the minimum of the
+    perception measure (LPIPS when its weights are there, patch SWD otherwise). Checkpoints carry the run configuration,
     the stops and the operator signatures, so a checkpoint refuses an incompatible degradation.
     """
 
@@ -63,7 +64,7 @@ class DiracModule(L.LightningModule):
         self.run_config: dict = {}
         self.output_dir = Path(".")
         self.calibrating = False
-        self.calibrated = not sampler_do.auto_stop
+        self.calibrated_presets: set[str] = set()
 
     # ---------------------------------------------------------------- model
     def phi(self, y_t: Tensor, t: Tensor) -> Tensor:
@@ -83,6 +84,16 @@ class DiracModule(L.LightningModule):
     def _batch_seed(self, batch_idx: int) -> int:
         rank = self.global_rank if self._trainer is not None else 0
         return self.eval_seed * 1_000_003 + rank * 65_537 + batch_idx
+
+    @property
+    def auto_presets(self) -> set[str]:
+        """The presets whose stop is found on validation data (`auto_stop`)."""
+        return {preset for preset, sampler in self.samplers.items() if sampler.auto_stop}
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether every auto-stopped preset has its stop from validation data."""
+        return self.auto_presets <= self.calibrated_presets
 
     def sampler(self, preset: str) -> DiracSampler:
         """The DO or PO sampler stopped at its current stop time."""
@@ -112,7 +123,7 @@ class DiracModule(L.LightningModule):
 
     # ----------------------------------------------------------- validation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        """Validation loss at seeded severities; a short PO reconstruction on the first batch; or DO calibration."""
+        """Validation loss at seeded severities; a short PO reconstruction on the first batch; or stop calibration."""
         x0 = batch["image"]
         if self.calibrating:
             self._calibration_step(x0, batch_idx)
@@ -136,27 +147,33 @@ class DiracModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         if self.calibrating:
-            self._calibration_sums: Tensor | None = None
-            self._calibration_rows: list[dict] = []
+            self.calibration_suites = {preset: self.metrics_factory(fid=False).to(self.device)
+                                       for preset in sorted(self.auto_presets - self.calibrated_presets)}
+            self.calibration_targets = {preset: calibration_target(preset, suite.available)
+                                        for preset, suite in self.calibration_suites.items()}
 
     def _calibration_step(self, x0: Tensor, batch_idx: int) -> None:
+        """Measure every step's output of one full pass per auto-stopped preset (one pass when they share it)."""
         y = self.measure(x0, batch_idx)
-        recorder = TrajectoryRecorder(x0, y, self.degradation, {"psnr": psnr}, every=1)
-        self.samplers["do"].with_stop(0.0)(self.phi, y, self.degradation, self.noise, callback=recorder)
-        rows = recorder.rows()
-        sums = torch.tensor([[row["x0_hat/psnr"] * x0.shape[0], float(x0.shape[0])] for row in rows], device=x0.device)
-        self._calibration_sums = sums if self._calibration_sums is None else self._calibration_sums + sums
-        self._calibration_rows = rows
+        passes: dict[DiracSampler, list[CurveRecorder]] = {}
+        for preset, suite in self.calibration_suites.items():
+            full = self.samplers[preset].with_stop(0.0)
+            passes.setdefault(full, []).append(CurveRecorder(suite, x0, y, self.degradation, full.output, every=1))
+        for sampler, recorders in passes.items():
+            sampler(self.phi, y, self.degradation, self.noise, callback=fan_out(recorders))
 
     def on_validation_epoch_end(self) -> None:
-        if not self.calibrating or self._calibration_sums is None:
+        if not self.calibrating:
             return
-        sums = self.trainer.strategy.reduce(self._calibration_sums, reduce_op="sum")
-        rows = [{**row, "x0_hat/psnr": float(s / n)} for row, (s, n) in zip(self._calibration_rows, sums.tolist())]
-        self.stops["do"] = best_stop_t(rows, key="x0_hat/psnr", mode="max")
-        self.calibrated = True
-        log.info("Dirac-DO stop_t = %.3f (validation PSNR peak %.2f dB)", self.stops["do"],
-                 max(row["x0_hat/psnr"] for row in rows))
+        for preset, suite in self.calibration_suites.items():
+            rows = curve_rows(suite.compute())  # torchmetrics sums the states over DDP ranks
+            key, mode = self.calibration_targets[preset]
+            self.stops[preset] = best_stop_t(rows, key=key, mode=mode)
+            self.calibrated_presets.add(preset)
+            best = min(row[key] for row in rows) if mode == "min" else max(row[key] for row in rows)
+            log.info("Dirac-%s stop_t = %.3f (validation %s %s %.4g; set sampler.%s.auto_stop=false to use "
+                     "sampler.%s.stop_t instead)", preset.upper(), self.stops[preset], key,
+                     "minimum" if mode == "min" else "peak", best, preset, preset)
 
     # ----------------------------------------------------------------- test
     def on_test_epoch_start(self) -> None:
@@ -180,12 +197,7 @@ class DiracModule(L.LightningModule):
         curve = CurveRecorder(self.curve_suite, x0, y, self.degradation, po.output, self.curve_every)
         recorder = TrajectoryRecorder(x0, y, self.degradation, {}, every=10**9, keep=(do.stop_t, po.stop_t))
         full_po = po.with_stop(0.0)
-
-        def both(state: StepState) -> None:
-            curve(state)
-            recorder(state)
-
-        full_po(self.phi, y, self.degradation, self.noise, callback=both)
+        full_po(self.phi, y, self.degradation, self.noise, callback=fan_out([curve, recorder]))
         po_out = recorder.kept(po.stop_t, po.output)
         same = do.with_stop(0.0) == full_po
         do_out = recorder.kept(do.stop_t, do.output) if same else do(self.phi, y, self.degradation, self.noise)
@@ -217,22 +229,43 @@ class DiracModule(L.LightningModule):
         checkpoint["dirac"] = {
             "config": self.run_config,
             "stops": dict(self.stops),
-            "calibrated": self.calibrated,
+            "calibrated": sorted(self.calibrated_presets),
             "signature": self.signature(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint made for another degradation/noise/image size; restore the stop times."""
+        """Refuse a checkpoint made for another degradation/noise/image size; take its calibrated stops for the
+        auto-stopped presets (a preset with a fixed stop keeps the configured `stop_t`, so stop_t sweeps work)."""
         stored = checkpoint.get("dirac")
         if stored is None:
             raise ValueError("this checkpoint was not written by dirac's DiracModule (no 'dirac' entry)")
         check_signature(stored["signature"], self.signature())
-        self.stops.update(stored["stops"])
-        self.calibrated = bool(stored.get("calibrated", False))
+        self.calibrated_presets = set(stored["calibrated"]) & self.auto_presets
+        self.stops.update({preset: stored["stops"][preset] for preset in self.calibrated_presets})
 
     def signature(self) -> dict:
         """Degradation, noise and image geometry a checkpoint is only valid for."""
         return {"degradation": self.degradation.signature(), "noise": self.noise.signature(), "image_range": [0.0, 1.0]}
+
+
+def calibration_target(preset: str, available: tuple[str, ...]) -> tuple[str, str]:
+    """The validation measure a preset's automatic stop optimises (SPEC §1.3): DO the PSNR peak, PO the
+    perception minimum (LPIPS when its weights are there, else the offline patch SWD)."""
+    if preset == "do":
+        return "psnr", "max"
+    perception = next((key for key in ("lpips", "swd") if key in available), None)
+    if perception is None:
+        raise ValueError("sampler.po.auto_stop needs a perception measure to minimise: "
+                         "turn on metrics.swd or supply the LPIPS weights")
+    return perception, "min"
+
+
+def fan_out(callbacks: list[Callable[[StepState], None]]) -> Callable[[StepState], None]:
+    """One sampler callback that calls each of `callbacks` in turn."""
+    def call_all(state: StepState) -> None:
+        for callback in callbacks:
+            callback(state)
+    return call_all
 
 
 def check_signature(stored: dict, current: dict) -> None:

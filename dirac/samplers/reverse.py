@@ -103,7 +103,8 @@ def _guidance_scale(guidance: str, step: float, residual: Tensor, sigma_1: Tenso
 class DiracSampler:
     """Settings of the Dirac reverse process (SPEC §1.3, presets §1.3b); calling it runs paper Alg. 1.
 
-    `auto_stop` asks the caller to replace `stop_t` by the PSNR peak on validation data (`best_stop_t`).
+    `auto_stop` asks the caller to replace `stop_t` by the best stop on validation data (`best_stop_t`):
+    the PSNR peak for Dirac-DO, the perception minimum for Dirac-PO.
     """
 
     dt: float = 0.02

@@ -26,7 +26,6 @@ TINY = [
     "data.eval_batch_size=16",
     "sampler.do.dt=0.25",
     "sampler.po.dt=0.25",
-    "sampler.po.stop_t=0.5",
     "model.val_images=2",
     "model.save_images=4",
 ]

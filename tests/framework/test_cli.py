@@ -97,7 +97,7 @@ def wandb_run_record(path: Path):
 
 
 def test_multirun_writes_one_folder_per_job_and_a_sweep_summary_of_both(tmp_path):
-    dirac_run(tmp_path, "-m", "sampler.po.stop_t=0.25,0.5", "trainer.max_steps=6")
+    dirac_run(tmp_path, "-m", "sampler.po.auto_stop=false", "sampler.po.stop_t=0.25,0.5", "trainer.max_steps=6")
     sweep, jobs = sweep_jobs(tmp_path)
     assert [job.name for job in jobs] == ["0", "1"]
     per_job = {}
@@ -143,7 +143,7 @@ def test_ddp_on_two_cpu_processes_trains_and_writes_outputs_once(tmp_path):
     assert (run_dir / "train_ddp_process_1.log").is_file()  # rank 1 logged there, without its own .hydra
     assert set(results(run_dir / "results.csv")) == METHODS
     assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 24
-    assert load_checkpoint(run_dir / "checkpoints" / "dirac.ckpt")["dirac"]["calibrated"] is True
+    assert load_checkpoint(run_dir / "checkpoints" / "dirac.ckpt")["dirac"]["calibrated"] == ["do", "po"]
     test_rows = [row for row in read_csv(run_dir / "csv" / "metrics.csv") if row.get("test/dirac_do/psnr")]
     assert len(test_rows) == 1
 

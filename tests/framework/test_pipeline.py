@@ -45,8 +45,9 @@ def test_checkpoint_carries_config_stops_and_signature(trained):
     cfg, outcome, _ = trained
     checkpoint = load_checkpoint(outcome["checkpoint"])
     stored = checkpoint["dirac"]
-    assert stored["calibrated"] is True
-    assert 0.0 <= stored["stops"]["do"] <= 1.0 and stored["stops"]["po"] == 0.5
+    assert stored["calibrated"] == ["do", "po"]  # quickstart calibrates both stops
+    grid = {0.25, 0.5, 0.75, 1.0}  # the steps of the calibration pass at dt 0.25
+    assert {stored["stops"]["do"], stored["stops"]["po"]} <= grid
     assert stored["config"]["degradation"]["_target_"].endswith("GaussianBlur")
     assert stored["signature"]["noise"]["sigma_max"] == 0.05
 
@@ -56,6 +57,17 @@ def test_mode_test_reproduces_the_training_runs_numbers(trained, tiny_config):
     again = run(tiny_config("mode=test", f"ckpt_path={outcome['checkpoint']}", run="eval"))
     assert again["results"]["dirac_do"]["psnr"] == pytest.approx(outcome["results"]["dirac_do"]["psnr"], abs=1e-4)
     assert again["results"]["measurement"]["psnr"] == pytest.approx(outcome["results"]["measurement"]["psnr"], abs=1e-6)
+    assert again["results"]["dirac_po"]["psnr"] == pytest.approx(outcome["results"]["dirac_po"]["psnr"], abs=1e-4)
+
+
+def test_mode_test_with_a_fixed_po_stop_uses_the_configured_stop(trained, tiny_config):
+    _, outcome, _ = trained
+    calibrated = load_checkpoint(outcome["checkpoint"])["dirac"]["stops"]["po"]
+    fixed = 0.25 if calibrated != 0.25 else 0.75
+    cfg = tiny_config("mode=test", f"ckpt_path={outcome['checkpoint']}", "sampler.po.auto_stop=false",
+                      f"sampler.po.stop_t={fixed}", run="fixed")
+    run(cfg)
+    assert f"PO stop_t: {fixed:.3f}" in (Path(cfg.paths.output_dir) / "results.md").read_text()
 
 
 def test_incompatible_degradation_is_refused_naming_the_difference(trained, tiny_config):
