@@ -26,6 +26,7 @@ TINY = [
     "data.eval_batch_size=16",
     "sampler.do.dt=0.25",
     "sampler.po.dt=0.25",
+    "sampler.po.auto_stop=true",  # exercise the PO calibration (perception minimum) end to end
     "model.val_images=2",
     "model.save_images=4",
 ]

@@ -45,7 +45,7 @@ def test_checkpoint_carries_config_stops_and_signature(trained):
     cfg, outcome, _ = trained
     checkpoint = load_checkpoint(outcome["checkpoint"])
     stored = checkpoint["dirac"]
-    assert stored["calibrated"] == ["do", "po"]  # quickstart calibrates both stops
+    assert stored["calibrated"] == ["do", "po"]  # TINY turns on the PO calibration
     grid = {0.25, 0.5, 0.75, 1.0}  # the steps of the calibration pass at dt 0.25
     assert {stored["stops"]["do"], stored["stops"]["po"]} <= grid
     assert stored["config"]["degradation"]["_target_"].endswith("GaussianBlur")
