@@ -58,7 +58,8 @@ def finish(model: L.LightningModule, trainer: L.Trainer) -> dict:
     """Save the calibrated model (weights, config, stops; resume training from last.ckpt) and return the test results."""
     path = Path(model.output_dir) / "checkpoints" / "dirac.ckpt"
     trainer.save_checkpoint(path, weights_only=True)
-    log.info("calibrated checkpoint written to %s", path)
+    if trainer.is_global_zero:
+        log.info("calibrated checkpoint written to %s", path)
     return {"results": getattr(model, "test_results", {}), "checkpoint": str(path)}
 
 

@@ -102,22 +102,27 @@ def log_pd_curve(logger: Logger | None, rows: Sequence[Row], x: str = "stop_t", 
                         for x_key, y_key in pairs}, step=step)
 
 
-def run_name(run_dir: Path) -> str:
-    """A sweep job's name: its Hydra overrides joined by commas, else the folder name."""
+def job_overrides(run_dir: Path) -> list[str]:
+    """A sweep job's Hydra overrides (`.hydra/overrides.yaml`), empty when it has none."""
     overrides = run_dir / ".hydra" / "overrides.yaml"
-    names = list(OmegaConf.load(overrides)) if overrides.is_file() else []
-    return ",".join(map(str, names)) or run_dir.name
+    return list(map(str, OmegaConf.load(overrides))) if overrides.is_file() else []
+
+
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Each sweep job's label: the overrides in which it differs from the other jobs, else its folder name."""
+    overrides = [job_overrides(run_dir) for run_dir in run_dirs]
+    shared = set.intersection(*map(set, overrides)) if len(overrides) > 1 else set()
+    return [",".join(item for item in items if item not in shared) or run_dir.name
+            for run_dir, items in zip(run_dirs, overrides)]
 
 
 def _sweep_results(run_dirs: Sequence[str | Path], results_stem: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Each sweep job's results (method -> metric -> value), keyed by the job's run name."""
-    results = {}
-    for run_dir in map(Path, run_dirs):
-        path = run_dir / f"{results_stem}.csv"
-        if not path.is_file():
-            raise ValueError(f"sweep run {run_dir} has no {path.name} (write it with dirac.reporting.write_results)")
-        results[run_name(run_dir)] = read_results(path)
-    return results
+    """Each sweep job's results (method -> metric -> value), keyed by the job's label."""
+    run_dirs = list(map(Path, run_dirs))
+    for run_dir in run_dirs:
+        if not (run_dir / f"{results_stem}.csv").is_file():
+            raise ValueError(f"sweep run {run_dir} has no {results_stem}.csv (write it with dirac.reporting.write_results)")
+    return {label: read_results(run_dir / f"{results_stem}.csv") for label, run_dir in zip(run_labels(run_dirs), run_dirs)}
 
 
 def sweep_figure(rows: Sequence[Mapping[str, object]], perception: str) -> Figure:

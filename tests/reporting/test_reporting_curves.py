@@ -5,6 +5,7 @@ from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 
 from dirac.reporting import combine_sweep, log_pd_curve, perception_key, read_results, write_pd_curve, write_results
+from dirac.reporting.curves import run_labels
 from dirac.reporting.files import read_csv
 
 ROWS = [{"stop_t": 0.5, "psnr": 27.0, "swd": 0.2, "ssim": 0.8}, {"stop_t": 0.0, "psnr": 25.0, "swd": 0.1, "ssim": 0.7},
@@ -58,9 +59,9 @@ def test_sweep_runs_are_combined_into_one_csv_and_plot(tmp_path):
     runs = [_fake_run(tmp_path / "0", 0.25, 26.0), _fake_run(tmp_path / "1", 0.5, 27.0)]
     paths = combine_sweep(runs, tmp_path / "summary")
     rows = read_csv(paths["sweep.csv"])
-    assert [(row["run"], row["method"]) for row in rows] == [
-        ("sampler.stop_t=0.25,seed=1", "dirac_po"), ("sampler.stop_t=0.25,seed=1", "measurement"),
-        ("sampler.stop_t=0.5,seed=1", "dirac_po"), ("sampler.stop_t=0.5,seed=1", "measurement")]
+    assert [(row["run"], row["method"]) for row in rows] == [  # labelled by what differs; seed=1 is shared
+        ("sampler.stop_t=0.25", "dirac_po"), ("sampler.stop_t=0.25", "measurement"),
+        ("sampler.stop_t=0.5", "dirac_po"), ("sampler.stop_t=0.5", "measurement")]
     assert float(rows[2]["psnr"]) == 27.0 and rows[1]["lpips"] == ""
     with Image.open(paths["sweep.png"]) as image:
         assert image.format == "PNG"
@@ -71,3 +72,10 @@ def test_sweep_without_results_names_the_run(tmp_path):
     (tmp_path / "0").mkdir()
     with pytest.raises(ValueError, match="results.csv"):
         combine_sweep([tmp_path / "0"], tmp_path)
+
+
+def test_a_single_run_or_identical_runs_keep_distinct_labels(tmp_path):
+    single = [_fake_run(tmp_path / "a" / "0", 0.25, 26.0)]
+    assert run_labels(single) == ["sampler.stop_t=0.25,seed=1"]
+    twins = [_fake_run(tmp_path / "b" / "0", 0.25, 26.0), _fake_run(tmp_path / "b" / "1", 0.25, 26.0)]
+    assert run_labels(twins) == ["0", "1"]
