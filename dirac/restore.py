@@ -4,6 +4,7 @@ with a trained Dirac checkpoint (SPEC §1.3 reverse process; SPEC §4 framework)
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from dirac.data.transforms import read_rgb, to_channels, to_float
 from dirac.metrics import data_consistency
 from dirac.reporting import save_png
 from dirac.reporting.files import csv_text, write_text
-from dirac.samplers.reverse import StepCallback
+from dirac.samplers.reverse import Generators, StepCallback
 
 log = logging.getLogger(__name__)
 PRESETS = ("do", "po")
@@ -82,10 +83,10 @@ def read_measurement(path: Path, channels: int, image_size: int) -> Tensor:
 
 
 def reconstruct_batch(module: L.LightningModule, y: Tensor, preset: str, stop_t: float | None,
-                      callback: StepCallback | None = None) -> tuple[Tensor, Tensor]:
+                      callback: StepCallback | None = None, generator: Generators = None) -> tuple[Tensor, Tensor]:
     """The Dirac reconstruction x0_hat of measurements y clipped to [0, 1] (SPEC §1.3) and its per-image data
     consistency ||A_1(x0_hat) - y||, shape `(B,)`."""
-    x0_hat = module.reconstruct(y, preset, callback=callback, stop_t=stop_t).clamp(0.0, 1.0)
+    x0_hat = module.reconstruct(y, preset, callback=callback, stop_t=stop_t, generator=generator).clamp(0.0, 1.0)
     return x0_hat, data_consistency(module.degradation.apply(x0_hat, y.new_ones(y.shape[0])), y)
 
 
@@ -101,7 +102,6 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
     base, files = list_measurements(source, target)
     names = output_names(files, base)
     module = load_module(ckpt, select_device(device), preset, stop_t)
-    torch.manual_seed(seed)
     consistency: dict[str, float] = {}
     skipped: dict[str, str] = {}
     with tqdm(total=len(files), unit="image", disable=not progress) as bar:
@@ -109,7 +109,7 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
             chunk = list(zip(files[start : start + batch_size], names[start : start + batch_size]))
             usable = _read_chunk(chunk, base, module.degradation.channels, module.degradation.image_size, skipped)
             if usable:
-                consistency.update(_restore_chunk(module, usable, target, preset, stop_t, _step_postfix(bar)))
+                consistency.update(_restore_chunk(module, usable, target, preset, stop_t, seed, _step_postfix(bar)))
             bar.update(len(chunk))
     if not consistency:
         raise ValueError(f"no measurement under {source} could be restored: " + "; ".join(skipped.values()))
@@ -142,14 +142,22 @@ def _read_chunk(chunk: Sequence[tuple[Path, Path]], base: Path, channels: int, i
 
 
 def _restore_chunk(module: L.LightningModule, usable: Sequence[tuple[str, Path, Tensor]], target: Path, preset: str,
-                   stop_t: float | None, callback: StepCallback) -> dict[str, float]:
+                   stop_t: float | None, seed: int, callback: StepCallback) -> dict[str, float]:
     """Reconstruct one batch of (input name, output name, y), write its PNGs atomically into `target` and return
-    ||A_1(x0_hat) - y|| per input name."""
+    ||A_1(x0_hat) - y|| per input name. Each image draws its noise from its own generator, seeded by `seed` and
+    its name, so its output does not depend on which other files share its batch."""
     inputs, outputs, images = zip(*usable)
-    x0_hat, distances = reconstruct_batch(module, torch.stack(images).to(module.device), preset, stop_t, callback)
+    generators = [image_generator(seed, name, module.device) for name in inputs]
+    x0_hat, distances = reconstruct_batch(module, torch.stack(images).to(module.device), preset, stop_t, callback,
+                                          generators)
     for image, name in zip(x0_hat.cpu(), outputs):
         save_png(image, target / name)
     return dict(zip(inputs, distances.tolist()))
+
+
+def image_generator(seed: int, name: str, device: torch.device) -> torch.Generator:
+    """A generator seeded by the run seed and a stable hash of the image's name."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
 
 
 def _step_postfix(bar: tqdm) -> StepCallback:

@@ -19,7 +19,7 @@ from dirac.models.losses import LookAheadLoss
 from dirac.nets.wrappers import ResidualX0
 from dirac.reporting import log_images, save_grid
 from dirac.samplers import DiracSampler, TrajectoryRecorder, best_stop_t
-from dirac.samplers.reverse import StepState
+from dirac.samplers.reverse import Generators, StepState
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,12 @@ class DiracModule(L.LightningModule):
         """The DO or PO sampler stopped at its current stop time."""
         return self.samplers[preset].with_stop(self.stops[preset])
 
-    def reconstruct(self, y: Tensor, preset: str = "po", callback=None, stop_t: float | None = None) -> Tensor:
-        """Run the Dirac reverse process (SPEC §1.3) from measurements y with the DO or PO preset."""
+    def reconstruct(self, y: Tensor, preset: str = "po", callback=None, stop_t: float | None = None,
+                    generator: Generators = None) -> Tensor:
+        """Run the Dirac reverse process (SPEC §1.3) from measurements y with the DO or PO preset; `generator`
+        (one, or one per image) draws its noise."""
         sampler = self.sampler(preset) if stop_t is None else self.samplers[preset].with_stop(stop_t)
-        return sampler(self.phi, y, self.degradation, self.noise, callback=callback)
+        return sampler(self.phi, y, self.degradation, self.noise, generator=generator, callback=callback)
 
     # ------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:

@@ -151,6 +151,18 @@ def test_restore_is_reproducible_and_the_stop_time_matters(trained, module, meas
         restore(trained, folder, tmp_path / "d", preset="mmse")
 
 
+def test_an_images_restoration_does_not_depend_on_its_batch(trained, measurements, tmp_path):
+    """Each image draws its reverse-process noise from a generator seeded by the seed and its name."""
+    together = restore(trained, measurements, tmp_path / "together", preset="po", stop_t=0.0, batch_size=3,
+                       progress=False)
+    alone = restore(trained, measurements / "cat.png", tmp_path / "alone", preset="po", stop_t=0.0, progress=False)
+    assert alone.consistency["cat.png"] == pytest.approx(together.consistency["cat.png"], abs=1e-5)
+    assert (tmp_path / "alone" / "cat.png").read_bytes() == (tmp_path / "together" / "cat.png").read_bytes()
+    reseeded = restore(trained, measurements / "cat.png", tmp_path / "seed1", preset="po", stop_t=0.0, seed=1,
+                       progress=False)
+    assert reseeded.consistency["cat.png"] != alone.consistency["cat.png"]
+
+
 def test_wrong_size_and_undecodable_images_are_named_and_skipped_while_the_rest_are_restored(trained, measurements,
                                                                                              tmp_path, caplog):
     folder = measurements
