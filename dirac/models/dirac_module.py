@@ -141,8 +141,8 @@ class DiracModule(L.LightningModule):
     def _validation_reconstruction(self, x0: Tensor) -> None:
         y = self.measure(x0, 0)
         x0_hat = self.reconstruct(y, "po")
-        self.log("val/psnr_measurement", psnr(y, x0).mean(), sync_dist=True)
-        self.log("val/psnr_po", psnr(x0_hat, x0).mean(), sync_dist=True)
+        self.log("val/psnr_measurement", psnr(y, x0).mean(), sync_dist=True, batch_size=x0.shape[0])
+        self.log("val/psnr_po", psnr(x0_hat, x0).mean(), sync_dist=True, batch_size=x0.shape[0])
         if self.global_rank == 0 and self.logger is not None:
             log_images(self.logger, "val/reconstruction", [x0, y, x0_hat], ["ground truth", "measurement", "Dirac-PO"],
                        step=self.global_step)
