@@ -74,13 +74,11 @@ class Resample(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Filter every channel with the FIR kernel and halve (down) or double (up) H and W."""
-        b, c, h, w = x.shape
-        planes = x.reshape(b * c, 1, h, w)
+        channels = x.shape[1]
+        kernel = self.kernel.expand(channels, 1, *self.kernel.shape[-2:])
         if self.mode == "up":
-            out = F.conv_transpose2d(planes, self.kernel, stride=2, padding=self.padding)
-        else:
-            out = F.conv2d(planes, self.kernel, stride=2, padding=self.padding)
-        return out.reshape(b, c, *out.shape[-2:])
+            return F.conv_transpose2d(x, kernel, stride=2, padding=self.padding, groups=channels)
+        return F.conv2d(x, kernel, stride=2, padding=self.padding, groups=channels)
 
 
 def conv(in_channels: int, out_channels: int, kernel: int, resample: Resampling = "none",
