@@ -172,7 +172,7 @@ class DiracModule(L.LightningModule):
             key, mode = self.calibration_targets[preset]
             self.stops[preset] = best_stop_t(rows, key=key, mode=mode)
             self.calibrated_presets.add(preset)
-            best = min(row[key] for row in rows) if mode == "min" else max(row[key] for row in rows)
+            best = next(row[key] for row in rows if row["stop_t"] == self.stops[preset])
             log.info("Dirac-%s stop_t = %.3f (validation %s %s %.4g; set sampler.%s.auto_stop=false to use "
                      "sampler.%s.stop_t instead)", preset.upper(), self.stops[preset], key,
                      "minimum" if mode == "min" else "peak", best, preset, preset)
