@@ -119,10 +119,11 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
 def _sweep_results(run_dirs: Sequence[str | Path], results_stem: str) -> dict[str, dict[str, dict[str, float]]]:
     """Each sweep job's results (method -> metric -> value), keyed by the job's label."""
     run_dirs = list(map(Path, run_dirs))
-    for run_dir in run_dirs:
-        if not (run_dir / f"{results_stem}.csv").is_file():
-            raise ValueError(f"sweep run {run_dir} has no {results_stem}.csv (write it with dirac.reporting.write_results)")
-    return {label: read_results(run_dir / f"{results_stem}.csv") for label, run_dir in zip(run_labels(run_dirs), run_dirs)}
+    paths = [run_dir / f"{results_stem}.csv" for run_dir in run_dirs]
+    for run_dir, path in zip(run_dirs, paths):
+        if not path.is_file():
+            raise ValueError(f"sweep run {run_dir} has no {path.name} (write it with dirac.reporting.write_results)")
+    return {label: read_results(path) for label, path in zip(run_labels(run_dirs), paths)}
 
 
 def sweep_figure(rows: Sequence[Mapping[str, object]], perception: str) -> Figure:
