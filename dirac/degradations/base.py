@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from dirac.degradations.operators import LinearOperator
+
 
 class Degradation(nn.Module, ABC):
     """A severity-parameterised operator family `A_t`, with `A_0 = I` and `A_1` the measurement operator.
@@ -61,6 +63,13 @@ class Degradation(nn.Module, ABC):
             x = torch.zeros_like(y, requires_grad=True)
             (grad,) = torch.autograd.grad(self(x, t), x, grad_outputs=y)
         return grad
+
+    def operator(self, t: Tensor | float) -> LinearOperator:
+        """A_t at fixed severities `t` (float or `(B,)`) as an operator: A, A^T, A^+, prox (ARCHITECTURE "Operator").
+
+        This generic one uses autograd and conjugate gradients; families with closed forms override it.
+        """
+        return LinearOperator(self, t)
 
     def time_derivative(self, x: Tensor, t: Tensor | float) -> Tensor:
         """dA_t(x)/dt, the Jacobian-vector product in t (SPEC §1.3, exact-derivative reconstruction)."""

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dirac.degradations.operators import BlurOperator, as_severities
 from dirac.degradations.scheduled import ScheduledDegradation
 from dirac.degradations.schedules import SeverityMap, default_blur_schedule
 
@@ -70,6 +71,11 @@ class GaussianBlur(ScheduledDegradation):
         flat = F.conv2d(flat, kernel[:, None, :, None], groups=batch * channels)
         flat = F.conv2d(flat, kernel[:, None, None, :], groups=batch * channels)
         return flat.reshape(batch, channels, height, width)
+
+    def operator(self, t: Tensor | float) -> BlurOperator:
+        """A_t at fixed severities with the closed-form adjoint and the separable SVD (SPEC §1.5, DDRM App. D.5)."""
+        t = as_severities(t)
+        return BlurOperator(self, t, self.kernels(self.schedule(t)))
 
     def extra_signature(self) -> dict:
         """Kernel size, std range, reference size and schedule knots."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from dirac.degradations.operators import DiagonalOperator, as_severities
 from dirac.degradations.scheduled import ScheduledDegradation
 from dirac.degradations.schedules import SeverityMap
 
@@ -42,6 +43,11 @@ class BoxInpainting(ScheduledDegradation):
     def apply_at(self, x: Tensor, c: Tensor) -> Tensor:
         """x times the mask of each sample."""
         return x * self.masks(c)[:, None]
+
+    def operator(self, t: Tensor | float) -> DiagonalOperator:
+        """A_t at fixed severities: the mask, its own adjoint, with U = V = I and s = mask (SPEC §1.5, DDRM)."""
+        t = as_severities(t)
+        return DiagonalOperator(self, t, self.masks(self.schedule(t))[:, None])
 
     def extra_signature(self) -> dict:
         """The largest hole side as a fraction of the image."""

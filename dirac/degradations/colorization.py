@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from dirac.degradations.operators import ColorizationOperator, as_severities
 from dirac.degradations.scheduled import ScheduledDegradation
 from dirac.degradations.schedules import SeverityMap
 
@@ -22,3 +23,8 @@ class Colorization(ScheduledDegradation):
         """Blend each sample with its channel mean by its weight c."""
         weight = c[:, None, None, None]
         return (1 - weight) * x + weight * x.mean(dim=1, keepdim=True)
+
+    def operator(self, t: Tensor | float) -> ColorizationOperator:
+        """A_t at fixed severities: symmetric, diagonal in a per-pixel basis led by the grey axis (SPEC §1.5)."""
+        t = as_severities(t)
+        return ColorizationOperator(self, t, self.schedule(t))

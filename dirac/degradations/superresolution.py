@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dirac.degradations.operators import BlockAverageOperator, as_severities
 from dirac.degradations.scheduled import ScheduledDegradation
 from dirac.degradations.schedules import SeverityMap
 
@@ -39,8 +40,16 @@ class BlockSuperResolution(ScheduledDegradation):
         for level in range(1, len(self.levels)):
             pooled = F.avg_pool2d(pooled, 2)
             pyramid.append(pooled.repeat_interleave(2**level, dim=-2).repeat_interleave(2**level, dim=-1))
-        weights = (1 - (c[:, None] - self.levels.to(c.dtype)).abs()).clamp(min=0)
-        return torch.einsum("kbchw,bk->bchw", torch.stack(pyramid), weights)
+        return torch.einsum("kbchw,bk->bchw", torch.stack(pyramid), self.level_weights(c))
+
+    def level_weights(self, c: Tensor) -> Tensor:
+        """Hat weights `(B, levels)` max(0, 1 - |c - k|) of the block-average operators of size 2^k."""
+        return (1 - (c[:, None] - self.levels.to(c.dtype)).abs()).clamp(min=0)
+
+    def operator(self, t: Tensor | float) -> BlockAverageOperator:
+        """A_t at fixed severities: symmetric, diagonalised by the Haar transform (SPEC §1.5, §2 block averaging)."""
+        t = as_severities(t)
+        return BlockAverageOperator(self, t, self.level_weights(self.schedule(t)))
 
     def extra_signature(self) -> dict:
         """The downsampling factor at t = 1."""

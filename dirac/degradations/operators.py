@@ -1,0 +1,437 @@
+"""Linear degradations at fixed severities as operators: A, A^T, A^+, the l2 prox and an SVD (SPEC §1.5, ARCHITECTURE "Operator").
+
+`degradation.operator(t)` (t a float or a `(B,)` tensor, each image its own severity; a single
+severity broadcasts over any batch) returns one of these. Every operator has `A(x)` (exactly
+`degradation(x, t)`), `A_adjoint(y)`, `A_pinv(y)` and `prox_l2(z, y, gamma)`; families with an
+efficient SVD also have `svd()`, an `SVD` whose products `V_T`, `V`, `U`, `U_T` are cheap and whose
+singular values `s` broadcast against the spectral tensor (the image's shape: every family here maps
+(B, C, H, W) to (B, C, H, W)). Without closed forms the adjoint is the autograd VJP and the pseudo-inverse
+and prox are batched conjugate gradients. Everything runs in the dtype of `t` (float32 by default);
+inputs must match it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from dirac.degradations.base import Degradation
+
+
+def as_severities(t: Tensor | float) -> Tensor:
+    """Severities as a 1-D floating tensor in [0, 1] (a scalar becomes one severity shared by every image)."""
+    t = torch.as_tensor(t)
+    if not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    t = t.reshape(1) if t.ndim == 0 else t
+    if t.ndim != 1 or t.numel() == 0:
+        raise ValueError(f"severities must be a scalar or a (B,) tensor, got shape {tuple(t.shape)}")
+    if not bool(((t >= 0) & (t <= 1)).all()):
+        raise ValueError(f"severities must lie in [0, 1], got min {t.min().item():.4g}, max {t.max().item():.4g}")
+    return t.detach()
+
+
+def per_image(value: Tensor | float, like: Tensor) -> Tensor:
+    """A float or a `(B,)` tensor (a prox step, a weight) as a `(B, 1, 1, 1)` tensor that broadcasts over `like`."""
+    value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    return value.reshape(-1, 1, 1, 1) if value.ndim else value
+
+
+def batch_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-image inner products <a_i, b_i> as a `(B, 1, 1, 1)` tensor."""
+    return (a * b).flatten(1).sum(dim=1).reshape(-1, 1, 1, 1)
+
+
+def conjugate_gradient(apply, b: Tensor, x0: Tensor, iterations: int = 200, tol: float = 1e-6) -> Tensor:
+    """Solve apply(x) = b image by image for a symmetric positive (semi)definite `apply` (Hestenes & Stiefel 1952).
+
+    Stops when every image's residual is below `tol * ||b_i||`; an image that has converged (or whose
+    search direction has no curvature, e.g. b in the null space) is frozen.
+    """
+    x, r = x0, b - apply(x0)
+    p, rs = r, batch_dot(r, r)
+    threshold = (tol**2) * batch_dot(b, b)
+    for _ in range(iterations):
+        active = rs > threshold
+        if not bool(active.any()):
+            break
+        Ap = apply(p)
+        curvature = batch_dot(p, Ap)
+        alpha = torch.where(active & (curvature > 0), rs / torch.where(curvature > 0, curvature, 1), 0)
+        x, r = x + alpha * p, r - alpha * Ap
+        rs_next = batch_dot(r, r)
+        p = r + torch.where(rs > 0, rs_next / torch.where(rs > 0, rs, 1), 0) * p
+        rs = rs_next
+    return x
+
+
+def default_rtol(like: Tensor) -> float:
+    """Relative cut-off for the pseudo-inverse's singular values: max(H, W) * eps, as torch.linalg.pinv."""
+    return max(like.shape[-2:]) * torch.finfo(like.dtype).eps
+
+
+class SVD:
+    """A = U diag(s) V^T for a square operator on images; spectral tensors have the image's shape (DDRM eq. 3).
+
+    Subclasses implement the four orthogonal products; `s` is non-negative and broadcasts against the
+    spectral tensor, one set of singular values per image (or one shared by all).
+    """
+
+    def __init__(self, s: Tensor) -> None:
+        self.s = s
+
+    def V_T(self, x: Tensor) -> Tensor:
+        """Spectral coefficients V^T x of an image batch."""
+        raise NotImplementedError
+
+    def V(self, z: Tensor) -> Tensor:
+        """The image V z of spectral coefficients (inverse of V_T)."""
+        raise NotImplementedError
+
+    def U(self, z: Tensor) -> Tensor:
+        """The measurement U z of spectral coefficients."""
+        raise NotImplementedError
+
+    def U_T(self, y: Tensor) -> Tensor:
+        """Spectral coefficients U^T y of a measurement (inverse of U)."""
+        raise NotImplementedError
+
+    def A(self, x: Tensor) -> Tensor:
+        """A x = U diag(s) V^T x."""
+        return self.U(self.s * self.V_T(x))
+
+    def s_pinv(self, rtol: float) -> Tensor:
+        """1/s where s > rtol * max(s) of its image, 0 elsewhere (the pseudo-inverse's singular values)."""
+        batch = self.s.shape[0]
+        largest = self.s.reshape(batch, -1).amax(dim=1).reshape(batch, *[1] * (self.s.ndim - 1))
+        keep = self.s > rtol * largest
+        return torch.where(keep, 1 / torch.where(keep, self.s, 1), 0)
+
+    def pinv(self, y: Tensor, rtol: float | None = None) -> Tensor:
+        """A^+ y = V diag(s^+) U^T y (Moore-Penrose, small singular values cut at `rtol`)."""
+        return self.V(self.s_pinv(default_rtol(y) if rtol is None else rtol) * self.U_T(y))
+
+    def prox_l2(self, z: Tensor, y: Tensor, gamma: Tensor | float) -> Tensor:
+        """argmin_x 1/2 ||A x - y||^2 + ||x - z||^2 / (2 gamma) = V (s U^T y + V^T z / gamma) / (s^2 + 1 / gamma)."""
+        inverse = 1 / per_image(gamma, z)
+        return self.V((self.s * self.U_T(y) + inverse * self.V_T(z)) / (self.s**2 + inverse))
+
+
+class SymmetricSVD(SVD):
+    """An eigendecomposition A = V diag(s) V^T with s >= 0, so U = V."""
+
+    def U(self, z: Tensor) -> Tensor:
+        """U z = V z."""
+        return self.V(z)
+
+    def U_T(self, y: Tensor) -> Tensor:
+        """U^T y = V^T y."""
+        return self.V_T(y)
+
+
+class DiagonalSVD(SymmetricSVD):
+    """A diagonal operator (a mask): U = V = I and s the mask values (DDRM App. D, inpainting)."""
+
+    def V_T(self, x: Tensor) -> Tensor:
+        """V^T x = x."""
+        return x
+
+    def V(self, z: Tensor) -> Tensor:
+        """V z = z."""
+        return z
+
+
+class SeparableSVD(SVD):
+    """A X = M X M^T with one 1-D matrix M = u diag(s1) v^T per image, so A = M ⊗ M (DDRM App. D.5, separable blur).
+
+    `u`, `v` are `(B, n, n)` orthogonal factors and `s1` `(B, n)`; the 2-D singular values are s1 s1^T.
+    """
+
+    def __init__(self, u: Tensor, s1: Tensor, v: Tensor) -> None:
+        super().__init__(s1[:, None, :, None] * s1[:, None, None, :])
+        self.u, self.v = u[:, None], v[:, None]
+
+    def V_T(self, x: Tensor) -> Tensor:
+        """v^T X v on each image plane."""
+        return self.v.mT @ x @ self.v
+
+    def V(self, z: Tensor) -> Tensor:
+        """v Z v^T on each image plane."""
+        return self.v @ z @ self.v.mT
+
+    def U(self, z: Tensor) -> Tensor:
+        """u Z u^T on each image plane."""
+        return self.u @ z @ self.u.mT
+
+    def U_T(self, y: Tensor) -> Tensor:
+        """u^T Y u on each image plane."""
+        return self.u.mT @ y @ self.u
+
+
+class ChannelSVD(SymmetricSVD):
+    """The same orthogonal `(C, C)` basis at every pixel, singular values `(B, C, 1, 1)` (colour operators)."""
+
+    def __init__(self, basis: Tensor, s: Tensor) -> None:
+        super().__init__(s)
+        self.basis = basis
+
+    def V_T(self, x: Tensor) -> Tensor:
+        """Per-pixel coordinates in the basis: Q^T x."""
+        return torch.einsum("ck,bchw->bkhw", self.basis, x)
+
+    def V(self, z: Tensor) -> Tensor:
+        """Per-pixel Q z."""
+        return torch.einsum("ck,bkhw->bchw", self.basis, z)
+
+
+class HaarSVD(SymmetricSVD):
+    """The orthonormal 2-D Haar transform of `depth` levels, which diagonalises every block-average projector.
+
+    Spectral layout (Mallat): level-l detail coefficients fill the three quadrants of the top-left
+    (H / 2^l)-square outside its top-left (H / 2^(l+1))-square; the coarsest averages sit in the corner.
+    """
+
+    def __init__(self, depth: int, s: Tensor) -> None:
+        super().__init__(s)
+        self.depth = depth
+
+    def V_T(self, x: Tensor) -> Tensor:
+        """Haar analysis, finest level first."""
+        for level in range(self.depth):
+            n = x.shape[-1] >> level
+            block = x[..., :n, :n]
+            coefficients = hadamard4(block[..., 0::2, 0::2], block[..., 0::2, 1::2], block[..., 1::2, 0::2], block[..., 1::2, 1::2])
+            x = replace_corner(x, tile_quadrants(*coefficients))
+        return x
+
+    def V(self, z: Tensor) -> Tensor:
+        """Haar synthesis, coarsest level first (the inverse and transpose of V_T)."""
+        for level in reversed(range(self.depth)):
+            n, h = z.shape[-1] >> level, z.shape[-1] >> (level + 1)
+            block = z[..., :n, :n]
+            pixels = hadamard4(block[..., :h, :h], block[..., :h, h:], block[..., h:, :h], block[..., h:, h:])
+            z = replace_corner(z, interleave(*pixels))
+        return z
+
+
+def hadamard4(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The orthonormal symmetric 4x4 Haar/Hadamard step on the pixels of 2x2 blocks (its own inverse)."""
+    return (a + b + c + d) / 2, (a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2
+
+
+def tile_quadrants(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    """[[a, b], [c, d]] as one image of twice the size."""
+    return torch.cat([torch.cat([a, b], dim=-1), torch.cat([c, d], dim=-1)], dim=-2)
+
+
+def interleave(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    """The image whose 2x2 blocks are [[a, b], [c, d]] elementwise (the inverse of strided 2x2 slicing)."""
+    rows = torch.stack([torch.stack([a, b], dim=-1), torch.stack([c, d], dim=-1)], dim=-3)
+    return rows.reshape(*a.shape[:-2], 2 * a.shape[-2], 2 * a.shape[-1])
+
+
+def replace_corner(x: Tensor, block: Tensor) -> Tensor:
+    """A copy of x with its top-left square replaced by `block` (differentiable)."""
+    x = x.clone()
+    x[..., : block.shape[-2], : block.shape[-1]] = block
+    return x
+
+
+class LinearOperator:
+    """A linear degradation at fixed severities (ARCHITECTURE "Operator"): A = degradation(., t), autograd adjoint,
+    pseudo-inverse and prox by batched conjugate gradients; no SVD.
+
+    `cg_iterations` and `cg_tol` bound the solver (per image, relative residual).
+    """
+
+    def __init__(self, degradation: Degradation, t: Tensor | float, cg_iterations: int = 200, cg_tol: float = 1e-6) -> None:
+        if not degradation.linear:
+            raise TypeError(f"{type(degradation).__name__} is not linear and has no operator (A^T, A^+, prox, SVD)")
+        self.degradation = degradation
+        self.t = as_severities(t)
+        self.cg_iterations, self.cg_tol = int(cg_iterations), float(cg_tol)
+
+    @property
+    def family(self) -> str:
+        """The degradation family's class name (for error messages)."""
+        return type(self.degradation).__name__
+
+    def severities(self, x: Tensor) -> Tensor:
+        """The `(B,)` severities for batch `x` after checking its shape, batch size and dtype."""
+        self.degradation.check_image(x)
+        if len(self.t) not in (1, x.shape[0]):
+            raise ValueError(f"{self.family} operator was built for {len(self.t)} images, got a batch of {x.shape[0]}")
+        if x.dtype != self.t.dtype:
+            raise ValueError(f"{self.family} operator was built in {self.t.dtype} (the dtype of t), got a {x.dtype} batch")
+        return self.t.expand(x.shape[0])
+
+    def A(self, x: Tensor) -> Tensor:
+        """A_t x, exactly the degradation's `forward(x, t)` (SPEC §1.1)."""
+        return self.degradation(x, self.severities(x))
+
+    def A_adjoint(self, y: Tensor) -> Tensor:
+        """A_t^T y as the vector-Jacobian product of A_t (exact for a linear family)."""
+        return self.degradation.adjoint(y, self.severities(y))
+
+    def normal(self, x: Tensor, damping: Tensor | float = 0.0) -> Tensor:
+        """(A^T A + damping I) x, the normal-equations operator of the least-squares problems."""
+        return self.A_adjoint(self.A(x)) + damping * x
+
+    def A_pinv(self, y: Tensor) -> Tensor:
+        """A^+ y, the minimum-norm least-squares solution of A x = y (CG on A^T A x = A^T y from 0)."""
+        rhs = self.A_adjoint(y)
+        return conjugate_gradient(self.normal, rhs, torch.zeros_like(rhs), self.cg_iterations, self.cg_tol)
+
+    def prox_l2(self, z: Tensor, y: Tensor, gamma: Tensor | float) -> Tensor:
+        """argmin_x 1/2 ||A x - y||^2 + ||x - z||^2 / (2 gamma) (PnP-ADMM's x-step, SPEC §1.5), by CG on
+        (A^T A + I / gamma) x = A^T y + z / gamma; gamma a float or one per image."""
+        inverse = 1 / per_image(gamma, z)
+        return conjugate_gradient(lambda x: self.normal(x, inverse), self.A_adjoint(y) + inverse * z, z,
+                                  self.cg_iterations, self.cg_tol)
+
+    def svd(self) -> SVD:
+        """A = U diag(s) V^T; only families with an efficient form have one."""
+        raise NotImplementedError(f"{self.family} has no efficient SVD; use A_pinv / prox_l2 (conjugate gradients)")
+
+
+class SVDOperator(LinearOperator):
+    """An operator with an efficient SVD: the pseudo-inverse and prox are closed-form in the spectral domain."""
+
+    def __init__(self, degradation: Degradation, t: Tensor | float) -> None:
+        super().__init__(degradation, t)
+        self._svd: SVD | None = None
+
+    def build_svd(self) -> SVD:
+        """Compute the family's SVD (called once, then cached)."""
+        raise NotImplementedError
+
+    def svd(self) -> SVD:
+        """A = U diag(s) V^T, computed on first use (DDRM eq. 3)."""
+        if self._svd is None:
+            self._svd = self.build_svd()
+        return self._svd
+
+    def A_pinv(self, y: Tensor) -> Tensor:
+        """A^+ y = V diag(s^+) U^T y (singular values below max(H, W) * eps of the largest are cut)."""
+        self.severities(y)
+        return self.svd().pinv(y)
+
+    def prox_l2(self, z: Tensor, y: Tensor, gamma: Tensor | float) -> Tensor:
+        """argmin_x 1/2 ||A x - y||^2 + ||x - z||^2 / (2 gamma), in closed form through the SVD."""
+        self.severities(z)
+        return self.svd().prox_l2(z, y, gamma)
+
+
+class SymmetricOperator(SVDOperator):
+    """An operator with A^T = A (masks, blends of orthogonal projectors): the adjoint is A itself."""
+
+    def A_adjoint(self, y: Tensor) -> Tensor:
+        """A^T y = A y."""
+        return self.A(y)
+
+
+class DiagonalOperator(SymmetricOperator):
+    """A x = m ⊙ x with a per-image mask m `(B|1, 1, H, W)` (inpainting; all ones for the identity); SVD U = V = I, s = m."""
+
+    def __init__(self, degradation: Degradation, t: Tensor | float, mask: Tensor) -> None:
+        super().__init__(degradation, t)
+        self.mask = mask
+
+    def A_adjoint(self, y: Tensor) -> Tensor:
+        """A^T y = m ⊙ y."""
+        self.severities(y)
+        return self.mask * y
+
+    def build_svd(self) -> SVD:
+        """U = V = I, s = the mask."""
+        return DiagonalSVD(self.mask)
+
+
+class BlurOperator(SVDOperator):
+    """Separable blur with reflect padding and per-image 1-D kernels `(B|1, K)` (GaussianBlur at fixed severities).
+
+    A^T is the correlation's transpose followed by folding the reflected border back onto the image;
+    the SVD is the Kronecker product of the 1-D reflect-padded blur matrix with itself (DDRM App. D.5).
+    """
+
+    def __init__(self, degradation: Degradation, t: Tensor | float, kernels: Tensor) -> None:
+        super().__init__(degradation, t)
+        self.kernels = kernels
+
+    def A_adjoint(self, y: Tensor) -> Tensor:
+        """A^T y: transposed depthwise convolutions along W then H, then the adjoint of reflect padding."""
+        self.severities(y)
+        batch, channels, height, width = y.shape
+        kernel = self.kernels.expand(batch, -1).repeat_interleave(channels, dim=0)
+        flat = y.reshape(1, batch * channels, height, width)
+        flat = F.conv_transpose2d(flat, kernel[:, None, None, :], groups=batch * channels)
+        flat = F.conv_transpose2d(flat, kernel[:, None, :, None], groups=batch * channels)
+        pad = kernel.shape[1] // 2
+        flat = reflect_pad_adjoint(reflect_pad_adjoint(flat, pad).mT, pad).mT
+        return flat.reshape(batch, channels, height, width)
+
+    def build_svd(self) -> SVD:
+        """SVD of the per-image 1-D matrices M (rows and columns share the kernel): A X = M X M^T."""
+        u, s1, vh = torch.linalg.svd(blur_matrices(self.kernels, self.degradation.image_size))
+        return SeparableSVD(u, s1, vh.mT)
+
+
+def reflect_pad_adjoint(z: Tensor, pad: int) -> Tensor:
+    """Adjoint of reflect padding by `pad` on the last axis: add each mirrored border sample back onto its source."""
+    n = z.shape[-1] - 2 * pad
+    left, core, right = z[..., :pad].flip(-1), z[..., pad : pad + n], z[..., pad + n :].flip(-1)
+    return core + F.pad(left, (1, n - 1 - pad)) + F.pad(right, (n - 1 - pad, 1))
+
+
+def blur_matrices(kernels: Tensor, size: int) -> Tensor:
+    """Per-image `(B, n, n)` matrices of the 1-D reflect-padded correlation with each kernel, built from the identity."""
+    batch, pad = kernels.shape[0], kernels.shape[1] // 2
+    identity = torch.eye(size, dtype=kernels.dtype, device=kernels.device)[:, None, :].expand(size, batch, size)
+    responses = F.conv1d(F.pad(identity, (pad, pad), mode="reflect"), kernels[:, None, :], groups=batch)
+    return responses.permute(1, 2, 0)
+
+
+class ColorizationOperator(SymmetricOperator):
+    """A = (1 - c) I + c P per pixel, P the projector onto the grey axis (Colorization at fixed severities).
+
+    Eigenvalues: 1 on the grey axis 1/sqrt(C) (P's range), 1 - c on its orthogonal complement.
+    """
+
+    def __init__(self, degradation: Degradation, t: Tensor | float, weights: Tensor) -> None:
+        super().__init__(degradation, t)
+        self.weights = weights
+
+    def build_svd(self) -> SVD:
+        """A fixed orthonormal basis whose first vector is the grey axis; s = (1, 1 - c, ..., 1 - c)."""
+        channels = self.degradation.channels
+        seed = torch.eye(channels, dtype=self.weights.dtype, device=self.weights.device)
+        seed[:, 0] = 1
+        basis, _ = torch.linalg.qr(seed)
+        s = (1 - self.weights)[:, None].repeat(1, channels)
+        s[:, 0] = 1
+        return ChannelSVD(basis, s[:, :, None, None])
+
+
+class BlockAverageOperator(SymmetricOperator):
+    """A = sum_k w_k P_k, P_k the block-average projector of size 2^k (BlockSuperResolution at fixed severities).
+
+    The P_k are nested, so the Haar transform diagonalises A: level-l details have eigenvalue
+    w_0 + ... + w_l and the coarsest averages eigenvalue sum_k w_k = 1.
+    """
+
+    def __init__(self, degradation: Degradation, t: Tensor | float, weights: Tensor) -> None:
+        super().__init__(degradation, t)
+        self.weights = weights
+
+    def build_svd(self) -> SVD:
+        """Haar SVD of depth log2(factor) with the cumulative hat weights as singular values."""
+        depth, size = self.weights.shape[1] - 1, self.degradation.image_size
+        cumulative = self.weights.cumsum(dim=1)
+        s = cumulative[:, :1, None, None].repeat(1, 1, size, size)
+        for level in range(1, depth + 1):
+            s[..., : size >> level, : size >> level] = cumulative[:, level, None, None, None]
+        return HaarSVD(depth, s)
