@@ -12,6 +12,7 @@ inputs must match it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import torch
@@ -74,7 +75,7 @@ def default_rtol(like: Tensor) -> float:
     return max(like.shape[-2:]) * torch.finfo(like.dtype).eps
 
 
-class SVD:
+class SVD(ABC):
     """A = U diag(s) V^T for a square operator on images; spectral tensors have the image's shape (DDRM eq. 3).
 
     Subclasses implement the four orthogonal products; `s` is non-negative and broadcasts against the
@@ -84,21 +85,21 @@ class SVD:
     def __init__(self, s: Tensor) -> None:
         self.s = s
 
+    @abstractmethod
     def V_T(self, x: Tensor) -> Tensor:
         """Spectral coefficients V^T x of an image batch."""
-        raise NotImplementedError
 
+    @abstractmethod
     def V(self, z: Tensor) -> Tensor:
         """The image V z of spectral coefficients (inverse of V_T)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def U(self, z: Tensor) -> Tensor:
         """The measurement U z of spectral coefficients."""
-        raise NotImplementedError
 
+    @abstractmethod
     def U_T(self, y: Tensor) -> Tensor:
         """Spectral coefficients U^T y of a measurement (inverse of U)."""
-        raise NotImplementedError
 
     def A(self, x: Tensor) -> Tensor:
         """A x = U diag(s) V^T x."""
@@ -298,16 +299,16 @@ class LinearOperator:
         raise NotImplementedError(f"{self.family} has no efficient SVD; use A_pinv / prox_l2 (conjugate gradients)")
 
 
-class SVDOperator(LinearOperator):
+class SVDOperator(LinearOperator, ABC):
     """An operator with an efficient SVD: the pseudo-inverse and prox are closed-form in the spectral domain."""
 
     def __init__(self, degradation: Degradation, t: Tensor | float) -> None:
         super().__init__(degradation, t)
         self._svd: SVD | None = None
 
+    @abstractmethod
     def build_svd(self) -> SVD:
         """Compute the family's SVD (called once, then cached)."""
-        raise NotImplementedError
 
     def svd(self) -> SVD:
         """A = U diag(s) V^T, computed on first use (DDRM eq. 3)."""
@@ -334,7 +335,7 @@ class SymmetricOperator(SVDOperator):
         return self.A(y)
 
 
-class DiagonalOperator(SymmetricOperator):
+class DiagonalOperator(SVDOperator):
     """A x = m ⊙ x with a per-image mask m `(B|1, 1, H, W)` (inpainting; all ones for the identity); SVD U = V = I, s = m."""
 
     def __init__(self, degradation: Degradation, t: Tensor | float, mask: Tensor) -> None:
