@@ -1,41 +1,62 @@
-"""What `python -m dirac.run` does: build the objects from the config, then train, evaluate or both."""
+"""What `python -m dirac.run` does: build the method, the task and the trainer from the config, then
+[fit] -> calibrate -> evaluate -> save `<family>.ckpt`, dispatching on the method and the task."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dirac.checkpoints import load_checkpoint, resolve_checkpoint
+from dirac.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from dirac.methods.base import Method
+from dirac.tasks.base import Task
 
 log = logging.getLogger(__name__)
-MODEL_KEYS = ("net", "degradation", "noise", "loss", "sampler", "data", "model", "name")
+# The parts of a run's config a checkpoint stores (the method's groups; `model` is what rebuilds the module).
+MODEL_KEYS = ("method", "net", "degradation", "noise", "loss", "sampler", "data", "model", "name")
+COMPATIBLE_KEYS = ("net", "degradation", "noise")
+
+
+@dataclass
+class Run:
+    """The objects of one run."""
+
+    datamodule: L.LightningDataModule
+    method: Method
+    task: Task
+    trainer: L.Trainer
+    output_dir: Path
 
 
 def model_config(cfg: DictConfig) -> dict:
-    """The resolved part of the config a checkpoint needs to be used on its own (network, operators, samplers, data geometry)."""
+    """The resolved part of the config a checkpoint needs to be used on its own (method, operators, data geometry)."""
     return {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
             for key in MODEL_KEYS if key in cfg}
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Lightning Trainer with the configured callbacks and loggers."""
-    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values()]
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
+    """The Lightning Trainer with the configured callbacks (plus the task's) and loggers."""
+    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values()] + callbacks
     loggers = [instantiate(conf) for conf in (cfg.get("logger") or {}).values()]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """DataModule, model and trainer of a run, seeded, with the run directory and config attached to the model."""
+def build(cfg: DictConfig) -> Run:
+    """DataModule, method, task and trainer of a run, seeded; the task checks that it can judge the method."""
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
-    model.run_config = model_config(cfg)
-    model.output_dir = Path(cfg.paths.output_dir)
-    return datamodule, model, build_trainer(cfg)
+    method = instantiate(cfg.model)
+    if not isinstance(method, Method):
+        raise ValueError(f"model must build a dirac method (a dirac.methods.Method), got {type(method).__name__}")
+    method.run_config = model_config(cfg)
+    task = instantiate(cfg.task)
+    task.check(method)
+    trainer = build_trainer(cfg, task.fit_callbacks(method))
+    return Run(datamodule, method, task, trainer, Path(cfg.paths.output_dir))
 
 
 def checkpoint_for(cfg: DictConfig) -> Path | None:
@@ -43,56 +64,50 @@ def checkpoint_for(cfg: DictConfig) -> Path | None:
     return resolve_checkpoint(cfg.get("ckpt_path"), bool(cfg.get("resume")), Path(cfg.paths.experiment_dir))
 
 
-def calibrate(model: L.LightningModule, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
-    """Set the auto-stopped presets' stop times on validation data (SPEC §1.3): DO at the PSNR peak, PO at the perception minimum."""
-    if model.calibrated:
-        return
-    model.calibrating = True
-    try:
-        trainer.validate(model, datamodule=datamodule, verbose=False)
-    finally:
-        model.calibrating = False
-
-
-def finish(model: L.LightningModule, trainer: L.Trainer) -> dict:
-    """Save the calibrated model (weights, config, stops; resume training from last.ckpt) and return the test results."""
-    path = Path(model.output_dir) / "checkpoints" / "dirac.ckpt"
-    trainer.save_checkpoint(path, weights_only=True)
-    if trainer.is_global_zero:
+def judge(run: Run) -> dict:
+    """Calibrate on validation data, evaluate on the test split, save `<family>.ckpt` (weights, config,
+    calibration) and return the results and the checkpoint path."""
+    run.task.calibrate(run.method, run.trainer, run.datamodule, run.output_dir)
+    results = run.task.evaluate(run.method, run.trainer, run.datamodule, run.output_dir)
+    path = run.output_dir / "checkpoints" / f"{run.method.family}.ckpt"
+    if run.trainer.is_global_zero:
+        save_checkpoint(run.method, path, run.trainer.global_step)
         log.info("calibrated checkpoint written to %s", path)
-    return {"results": getattr(model, "test_results", {}), "checkpoint": str(path)}
+    return {"results": results, "checkpoint": str(path), "monitored": run.task.monitored(results)}
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit (resuming when asked), calibrate the stop times on validation data, test, and save the calibrated checkpoint."""
+    """Fit (resuming when asked), then calibrate, evaluate and save."""
     ckpt = checkpoint_for(cfg)
-    datamodule, model, trainer = build(cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
-    calibrate(model, trainer, datamodule)
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    return finish(model, trainer)
+    run = build(cfg)
+    run.trainer.fit(run.method, datamodule=run.datamodule, ckpt_path=ckpt)
+    return judge(run)
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate a checkpoint (`mode=test ckpt_path=...`) on the configured test data, with the configured samplers."""
+    """Evaluate a checkpoint (`mode=test ckpt_path=...`) on the configured test data with the configured task."""
     ckpt = checkpoint_for(cfg)
     if ckpt is None:
         raise ValueError("mode=test needs a checkpoint: pass ckpt_path=<file> (or ckpt_path=last)")
-    checkpoint = load_checkpoint(ckpt)
+    checkpoint = load_checkpoint(ckpt, configured_family(cfg))  # another family's checkpoint: the family error first
     check_compatible(checkpoint["dirac"]["config"], cfg)
-    datamodule, model, trainer = build(cfg)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.on_load_checkpoint(checkpoint)
-    calibrate(model, trainer, datamodule)
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    return finish(model, trainer)
+    run = build(cfg)
+    run.method.on_load_checkpoint(checkpoint)  # refuses another family before the weights are read
+    run.method.load_state_dict(checkpoint["state_dict"])
+    return judge(run)
+
+
+def configured_family(cfg: DictConfig) -> str | None:
+    """The family of the method class `model._target_` names (None when it names no Method class)."""
+    target = get_object(cfg.model._target_)
+    return target.family if isinstance(target, type) and issubclass(target, Method) else None
 
 
 def check_compatible(stored: dict, cfg: DictConfig) -> None:
     """Refuse a checkpoint whose network, degradation, noise or image geometry differ from the config, naming each difference."""
     current = model_config(cfg)
     differences = [f"{key}: checkpoint {stored.get(key)!r} vs config {current.get(key)!r}"
-                   for key in ("net", "degradation", "noise") if stored.get(key) != current.get(key)]
+                   for key in COMPATIBLE_KEYS if stored.get(key) != current.get(key)]
     differences += [f"data.{key}: checkpoint {stored.get('data', {}).get(key)!r} vs config {current['data'].get(key)!r}"
                     for key in ("image_size", "channels") if stored.get("data", {}).get(key) != current["data"].get(key)]
     if differences:
@@ -100,7 +115,7 @@ def check_compatible(stored: dict, cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Dispatch on `mode`: train (fit + calibrate + test) or test (evaluate a checkpoint)."""
+    """Dispatch on `mode`: train (fit + calibrate + evaluate) or test (evaluate a checkpoint)."""
     modes = {"train": train, "test": evaluate}
     if cfg.mode not in modes:
         raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {sorted(modes)} (restoring: python -m dirac.restore)")

@@ -4,13 +4,11 @@ with a trained Dirac checkpoint (SPEC §1.3 reverse process; SPEC §4 framework)
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-import lightning as L
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
@@ -18,15 +16,16 @@ from tqdm import tqdm
 
 from dirac.checkpoints import load_checkpoint, module_from_checkpoint
 from dirac.config import register_resolvers
+from dirac.errors import reports_user_errors
+from dirac.methods.base import Method
 from dirac.data.source import list_images
 from dirac.data.transforms import read_rgb, to_channels, to_float
 from dirac.metrics import data_consistency
 from dirac.reporting import save_png
 from dirac.reporting.files import csv_text, write_text
-from dirac.samplers.reverse import Generators, StepCallback
+from dirac.tasks.restoration import restoration_generators
 
 log = logging.getLogger(__name__)
-PRESETS = ("do", "po")
 TABLE = "data_consistency.csv"
 
 
@@ -82,50 +81,72 @@ def read_measurement(path: Path, channels: int, image_size: int) -> Tensor:
     return image
 
 
-def reconstruct_batch(module: L.LightningModule, y: Tensor, preset: str, stop_t: float | None,
-                      callback: StepCallback | None = None, generator: Generators = None) -> tuple[Tensor, Tensor]:
-    """The Dirac reconstruction x0_hat of measurements y clipped to [0, 1] (SPEC §1.3) and its per-image data
-    consistency ||A_1(x0_hat) - y||, shape `(B,)`."""
-    x0_hat = module.reconstruct(y, preset, callback=callback, stop_t=stop_t, generator=generator).clamp(0.0, 1.0)
-    return x0_hat, data_consistency(module.degradation.apply(x0_hat, y.new_ones(y.shape[0])), y)
+def pick_restorer(method: Method, name: str) -> str:
+    """The restorer `name` names among the method's: an exact name (`dirac_do`) or the part after the family
+    prefix (`do`); anything else is refused, listing the names offered."""
+    offered = list(method.restorers())
+    matches = [full for full in offered if full == name or full == f"{method.family}_{name}"]
+    if not matches:
+        raise ValueError(f"unknown restorer {name!r}; the checkpoint's {method.family!r} method offers "
+                         f"{', '.join(offered)} (short names: {', '.join(n.removeprefix(method.family + '_') for n in offered)})")
+    return matches[0]
+
+
+def restore_batch(method: Method, restorer: str, y: Tensor, names: Sequence[str], seed: int = 0,
+                  params: dict[str, float] | None = None) -> Tensor:
+    """The restoration x0_hat (unclipped) of measurements y by one of the method's restorers, its noise drawn per
+    image from (seed, name) exactly as the restoration task draws it, so restoring a test split's y reproduces
+    that test output."""
+    chosen = method.restorers()[restorer].with_params(**(params or {}))
+    return chosen(y, method.degradation, restoration_generators(seed, names, y.device))
 
 
 def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: str = "do", stop_t: float | None = None,
             batch_size: int = 8, device: str = "auto", seed: int = 0, progress: bool = True) -> RestoreReport:
-    """Restore every measurement under `source` with the checkpoint's Dirac reverse process (SPEC §1.3); write the
-    outputs as PNGs (same relative names) and data_consistency.csv (||A_1(x0_hat) - y|| per file) into `output`."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose do (distortion-optimised) or po (perception-optimised)")
+    """Restore every measurement under `source` with one of the checkpoint's restorers (`preset`: do, po or a full
+    name; SPEC §1.3); write the outputs as PNGs (same relative names) and data_consistency.csv
+    (||A_1(x0_hat) - y|| per file) into `output`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     source, target, ckpt = Path(source).expanduser(), Path(output).expanduser(), Path(ckpt).expanduser()
     base, files = list_measurements(source, target)
     names = output_names(files, base)
-    module = load_module(ckpt, select_device(device), preset, stop_t)
+    method = load_method(ckpt, select_device(device))
+    restorer = pick_restorer(method, preset)
+    params = {} if stop_t is None else {"stop_t": stop_t}
+    warn_uncalibrated(method, restorer, params)
     consistency: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    degradation = method.degradation
     with tqdm(total=len(files), unit="image", disable=not progress) as bar:
         for start in range(0, len(files), batch_size):
             chunk = list(zip(files[start : start + batch_size], names[start : start + batch_size]))
-            usable = _read_chunk(chunk, base, module.degradation.channels, module.degradation.image_size, skipped)
+            usable = _read_chunk(chunk, base, degradation.channels, degradation.image_size, skipped)
             if usable:
-                consistency.update(_restore_chunk(module, usable, target, preset, stop_t, seed, _step_postfix(bar)))
+                consistency.update(_restore_chunk(method, restorer, usable, target, params, seed))
             bar.update(len(chunk))
     if not consistency:
         raise ValueError(f"no measurement under {source} could be restored: " + "; ".join(skipped.values()))
     return RestoreReport(consistency, skipped, _write_table(target, consistency))
 
 
-def load_module(ckpt: Path, device: torch.device, preset: str, stop_t: float | None) -> L.LightningModule:
-    """The checkpoint's module (weights, operators, noise, stops; SPEC §4) on `device` in eval mode, without metrics;
-    warns when a preset is asked for whose automatic stop was never calibrated."""
+def load_method(ckpt: Path, device: torch.device) -> Method:
+    """The checkpoint's method (weights, operators, noise, calibration; SPEC §4) on `device` in eval mode."""
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint file {ckpt} does not exist")
-    module = module_from_checkpoint(load_checkpoint(ckpt), metrics=None).to(device).eval()
-    if stop_t is None and preset in module.auto_presets - module.calibrated_presets:
-        log.warning("the checkpoint's Dirac-%s stop was never calibrated; using stop_t=%.3f", preset.upper(),
-                    module.stops[preset])
-    return module
+    method = module_from_checkpoint(load_checkpoint(ckpt)).to(device).eval()
+    if not method.restorers():
+        raise ValueError(f"the checkpoint holds a {method.family!r} method, which offers no restorers")
+    return method
+
+
+def warn_uncalibrated(method: Method, restorer: str, params: dict[str, float]) -> None:
+    """Warn when a parameter the restorer tunes on validation data was never tuned (and is not given)."""
+    chosen = method.restorers()[restorer]
+    for param in chosen.tuned:
+        if param not in params and param not in method.calibration.get(restorer, {}):
+            log.warning("the checkpoint's %s %s was never calibrated; using %s=%.3f", restorer, param, param,
+                        chosen.params[param])
 
 
 def _read_chunk(chunk: Sequence[tuple[Path, Path]], base: Path, channels: int, image_size: int,
@@ -141,28 +162,17 @@ def _read_chunk(chunk: Sequence[tuple[Path, Path]], base: Path, channels: int, i
     return usable
 
 
-def _restore_chunk(module: L.LightningModule, usable: Sequence[tuple[str, Path, Tensor]], target: Path, preset: str,
-                   stop_t: float | None, seed: int, callback: StepCallback) -> dict[str, float]:
-    """Reconstruct one batch of (input name, output name, y), write its PNGs atomically into `target` and return
-    ||A_1(x0_hat) - y|| per input name. Each image draws its noise from its own generator, seeded by `seed` and
-    its name, so its output does not depend on which other files share its batch."""
+def _restore_chunk(method: Method, restorer: str, usable: Sequence[tuple[str, Path, Tensor]], target: Path,
+                   params: dict[str, float], seed: int) -> dict[str, float]:
+    """Restore one batch of (input name, output name, y), write its PNGs atomically into `target` and return
+    ||A_1(x0_hat) - y|| per input name (each image's noise from (seed, its input name))."""
     inputs, outputs, images = zip(*usable)
-    generators = [image_generator(seed, name, module.device) for name in inputs]
-    x0_hat, distances = reconstruct_batch(module, torch.stack(images).to(module.device), preset, stop_t, callback,
-                                          generators)
+    y = torch.stack(images).to(method.device)
+    x0_hat = restore_batch(method, restorer, y, inputs, seed, params).clamp(0.0, 1.0)
+    distances = data_consistency(method.degradation.apply(x0_hat, y.new_ones(y.shape[0])), y)
     for image, name in zip(x0_hat.cpu(), outputs):
         save_png(image, target / name)
     return dict(zip(inputs, distances.tolist()))
-
-
-def image_generator(seed: int, name: str, device: torch.device) -> torch.Generator:
-    """A generator seeded by the run seed and a stable hash of the image's name."""
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-
-
-def _step_postfix(bar: tqdm) -> StepCallback:
-    """A sampler callback showing the current reverse step and time in the progress bar's postfix."""
-    return lambda state: bar.set_postfix_str(f"step {state.index + 1}, t={state.t:.2f}")
 
 
 def _write_table(target: Path, consistency: dict[str, float]) -> Path:
@@ -172,6 +182,7 @@ def _write_table(target: Path, consistency: dict[str, float]) -> Path:
 
 
 @hydra.main(config_path="../conf", config_name="restore", version_base="1.3")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     """Run `restore` with the command line's settings and log what was written and what was skipped."""
     report = restore(cfg.ckpt, cfg.input, cfg.output, preset=cfg.preset, stop_t=cfg.stop_t,

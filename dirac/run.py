@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dirac.config import register_resolvers
+from dirac.errors import reports_user_errors
 
 
 def finish_wandb() -> None:
@@ -18,15 +19,16 @@ def finish_wandb() -> None:
 
 
 @hydra.main(config_path="../conf", config_name="run", version_base="1.3")
+@reports_user_errors
 def main(cfg: DictConfig) -> float | None:
-    """Run the configured job and return the monitored value (test PSNR of Dirac-DO) for sweepers."""
+    """Run the configured job and return the task's monitored value (e.g. Dirac-DO's test PSNR) for sweepers."""
     from dirac.pipeline import run  # heavy imports after Hydra has parsed the command line
 
     try:
         outcome = run(cfg)
     finally:
         finish_wandb()
-    return outcome["results"].get("dirac_do", {}).get("psnr")
+    return outcome["monitored"]
 
 
 register_resolvers()

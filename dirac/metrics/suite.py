@@ -66,14 +66,15 @@ class MethodMetrics(nn.Module):
         self.fid = FrechetInceptionDistance(feature=fid_features) if fid_features is not None else None
         self.swd = PatchSWD(**swd) if swd is not None else None
 
-    def update(self, pred: Tensor, target: Tensor, values: Mapping[str, Tensor]) -> None:
-        """Add a batch of clipped outputs, their targets and their per-image values."""
+    def update(self, pred: Tensor, target: Tensor, values: Mapping[str, Tensor],
+               names: Sequence[str] | None = None) -> None:
+        """Add a batch of clipped outputs, their targets and their per-image values (`names` seed the patch SWD)."""
         self.means.update(values)
         if self.fid is not None:
             self.fid.update(to_uint8_rgb(target), real=True)
             self.fid.update(to_uint8_rgb(pred), real=False)
         if self.swd is not None:
-            self.swd.update(pred, target)
+            self.swd.update(pred, target, names)
 
     def compute(self) -> dict[str, float]:
         """Means of the per-image measures, FID (with at least two images) and patch SWD."""
@@ -143,9 +144,10 @@ class MetricSuite(nn.Module):
 
     @torch.no_grad()
     def update(self, name: str, pred: Tensor, target: Tensor, measured_pred: Tensor | None = None,
-               measurement: Tensor | None = None) -> None:
+               measurement: Tensor | None = None, image_names: Sequence[str] | None = None) -> None:
         """Accumulate a batch of outputs of method `name` against targets; with `measured_pred` = A_1(x0_hat)
-        and `measurement` = y also the data consistency ||A_1(x0_hat) - y||."""
+        and `measurement` = y also the data consistency ||A_1(x0_hat) - y||; `image_names` make the patch SWD
+        independent of batching (each image its own patch positions)."""
         check_pair(pred, target)
         if (measured_pred is None) != (measurement is None):
             raise ValueError("data consistency needs both measured_pred (A_1(x0_hat)) and measurement (y)")
@@ -155,7 +157,7 @@ class MetricSuite(nn.Module):
             values["lpips"] = self.lpips(to_rgb(pred), to_rgb(target), normalize=True).flatten()
         if measured_pred is not None:
             values["data_consistency"] = data_consistency(measured_pred, measurement)
-        self._method(name, pred.device).update(pred, target, values)
+        self._method(name, pred.device).update(pred, target, values, image_names)
 
     def compute(self) -> dict[str, dict[str, float]]:
         """Per method (sorted by name, the same order on every rank), the value of every active metric."""

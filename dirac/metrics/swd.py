@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
@@ -10,6 +11,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from dirac.metrics.distortion import check_pair, clip01
+from dirac.seeding import image_generators
 
 
 @lru_cache(maxsize=16)
@@ -119,18 +121,32 @@ class PatchSWD(Metric):
             self._generator = torch.Generator().manual_seed(self.seed + rank)
         return self._generator
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        """Add the patches of a batch of outputs and targets (same positions in both) to the kept subset."""
+    def update(self, pred: Tensor, target: Tensor, names: Sequence[str] | None = None) -> None:
+        """Add the patches of a batch of outputs and targets (same positions in both) to the kept subset. With
+        `names`, each image draws its positions and keys from its own generator (seed, name), so the kept set does
+        not depend on batching, order or the number of ranks."""
         check_pair(pred, target)
-        rows, cols = patch_positions(pred, self.patch, self.patches_per_image, self._rng())
+        if names is None:
+            rows, cols = patch_positions(pred, self.patch, self.patches_per_image, self._rng())
+            keys = torch.rand(pred.shape[0] * self.patches_per_image, generator=self._rng())
+        else:
+            rows, cols, keys = self._per_image_draws(pred, names)
         pred_patches = gather_patches(clip01(pred), rows, cols).flatten(0, 1)
         target_patches = gather_patches(clip01(target), rows, cols).flatten(0, 1)
-        keys = torch.rand(pred_patches.shape[0], generator=self._rng()).to(pred.device)
         kept_pred, kept_target, kept_keys = self._bottom_k(
             torch.cat([*self.pred_patches, pred_patches]), torch.cat([*self.target_patches, target_patches]),
-            torch.cat([*self.keys, keys]),
+            torch.cat([*self.keys, keys.to(pred.device)]),
         )
         self.pred_patches, self.target_patches, self.keys = [kept_pred], [kept_target], [kept_keys]
+
+    def _per_image_draws(self, pred: Tensor, names: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """Patch rows, columns and keys of each image from the generator of (seed, its name)."""
+        draws = []
+        for image, generator in zip(pred, image_generators(self.seed, names, "swd")):
+            rows, cols = patch_positions(image[None], self.patch, self.patches_per_image, generator)
+            draws.append((rows, cols, torch.rand(self.patches_per_image, generator=generator)))
+        rows, cols, keys = zip(*draws)
+        return torch.cat(rows), torch.cat(cols), torch.cat(keys)
 
     def _bottom_k(self, pred: Tensor, target: Tensor, keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The rows with the `max_patches` smallest keys."""
@@ -141,8 +157,10 @@ class PatchSWD(Metric):
 
     def compute(self) -> Tensor:
         """SW_2 between the kept output and target patch sets."""
-        pred, target, _ = self._bottom_k(dim_zero_cat(self.pred_patches), dim_zero_cat(self.target_patches),
-                                         dim_zero_cat(self.keys))
+        pred, target, keys = self._bottom_k(dim_zero_cat(self.pred_patches), dim_zero_cat(self.target_patches),
+                                            dim_zero_cat(self.keys))
+        order = keys.argsort()  # a fixed order of the kept patches, whatever order they arrived in
+        pred, target = pred[order], target[order]
         directions = projection_directions(pred.shape[-1], self.projections, self.seed).to(pred.device)
         return sliced_wasserstein(pred[None], target[None], directions)[0]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -11,13 +12,15 @@ from torch import Tensor
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
+from dirac.precision import autocast_network_only
+from dirac.seeding import per_image_normal
 from dirac.samplers._checks import check_choice, check_interval
+from dirac.samplers.restorer import Generators
 from dirac.samplers.incremental import INCREMENTAL_VARIANTS, TIME_EPS, incremental_reconstruction
 
 Phi = Callable[[Tensor, Tensor], Tensor]
 Output = Literal["x0_hat", "iterate"]
 Guidance = Literal["none", "std", "error"]
-Generators = torch.Generator | Sequence[torch.Generator] | None
 OUTPUTS = ("x0_hat", "iterate")
 GUIDANCES = ("none", "std", "error")
 
@@ -45,14 +48,18 @@ def is_last_step(index: int, num_steps: int, t_next: float, stop_t: float) -> bo
 
 
 def time_grid(dt: float, stop_t: float = 0.0) -> list[tuple[float, float]]:
-    """The (t, t_next) steps of a run, t = 1 - i dt, t_next = max(t - dt, 0) (SPEC §1.3); its length is the NFE."""
+    """The (t, t_next) steps of a run, t = 1 - i dt, t_next = max(t - dt, 0) (SPEC §1.3); its length is the NFE.
+
+    The grid always reaches t = 0: when dt does not divide 1 the last step is shorter (dt 0.3: 1, 0.7, 0.4,
+    0.1 -> 0), and every step's actual length is t - t_next.
+    """
     check_interval("dt", dt, 0.0, 1.0, open_low=True)
     check_interval("stop_t", stop_t, 0.0, 1.0)
-    num_steps = int(round(1.0 / dt))
+    num_steps = math.ceil(1.0 / dt - TIME_EPS)
     grid = []
     for index in range(num_steps):
         t = round(1.0 - index * dt, 12)  # rounding only strips float noise from the printed times
-        t_next = max(round(t - dt, 12), 0.0)
+        t_next = 0.0 if index == num_steps - 1 else max(round(t - dt, 12), 0.0)
         grid.append((t, t_next))
         if is_last_step(index, num_steps, t_next, stop_t):
             break
@@ -74,8 +81,7 @@ def _check_generators(generator: Generators, batch: int) -> None:
 def _noise(like: Tensor, generator: Generators) -> Tensor:
     """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
     if isinstance(generator, Sequence):
-        return torch.stack([torch.randn(like.shape[1:], generator=g, dtype=like.dtype, device=like.device)
-                            for g in generator])
+        return per_image_normal(like.shape, generator, like.device, like.dtype)
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
@@ -104,7 +110,8 @@ class DiracSampler:
     """Settings of the Dirac reverse process (SPEC §1.3, presets §1.3b); calling it runs paper Alg. 1.
 
     `auto_stop` asks the caller to replace `stop_t` by the best stop on validation data (`best_stop_t`):
-    the PSNR peak for Dirac-DO, the perception minimum for Dirac-PO.
+    the PSNR peak for Dirac-DO, the perception minimum for Dirac-PO; `auto_guidance` likewise picks
+    `guidance_step` from `guidance_grid` (SPEC §1.3b: the reference's step sizes do not carry over).
     """
 
     dt: float = 0.02
@@ -115,8 +122,11 @@ class DiracSampler:
     guidance_step: float = 0.5
     small_delta: float = 0.005
     auto_stop: bool = False
+    auto_guidance: bool = False
+    guidance_grid: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "guidance_grid", tuple(float(step) for step in self.guidance_grid))
         check_interval("dt", self.dt, 0.0, 1.0, open_low=True)
         check_interval("stop_t", self.stop_t, 0.0, 1.0)
         check_choice("output", self.output, OUTPUTS)
@@ -124,8 +134,14 @@ class DiracSampler:
         check_choice("guidance", self.guidance, GUIDANCES)
         check_interval("guidance_step", self.guidance_step, 0.0, float("inf"))
         check_interval("small_delta", self.small_delta, 0.0, 1.0, open_low=True)
-        if not isinstance(self.auto_stop, bool):
-            raise ValueError(f"auto_stop must be true or false, got {self.auto_stop!r}")
+        for flag in ("auto_stop", "auto_guidance"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        for step in self.guidance_grid:
+            check_interval("guidance_grid entry", step, 0.0, float("inf"))
+        if self.auto_guidance and (self.guidance == "none" or not self.guidance_grid):
+            raise ValueError("auto_guidance tunes guidance_step on validation data: it needs guidance std or error "
+                             "and a non-empty guidance_grid")
 
     @property
     def nfe(self) -> int:
@@ -150,30 +166,33 @@ class DiracSampler:
         degradation.check_image(y)
         _check_generators(generator, y.shape[0])
         grid = time_grid(self.dt, self.stop_t)
-        num_steps = int(round(1.0 / self.dt))
-        y_t = y
-        for index, (t, t_next) in enumerate(grid):
-            is_last = index == len(grid) - 1
-            if is_last and self.output == "x0_hat" and callback is None:
-                return _predict(phi, y_t, y.new_full((y.shape[0],), t))
-            x0_hat, y_next = self._step(phi, y_t, y, degradation, noise, t, t_next, generator)
-            if callback is not None:
-                callback(StepState(index, t, t_next, y_t, x0_hat, y_next, is_last, num_steps))
-            y_t = y_next
+        num_steps = len(time_grid(self.dt))
+        with autocast_network_only(y.device.type) as under_autocast:
+            phi = under_autocast(phi)
+            y_t = y.float()
+            for index, (t, t_next) in enumerate(grid):
+                is_last = index == len(grid) - 1
+                if is_last and self.output == "x0_hat" and callback is None:
+                    return _predict(phi, y_t, y_t.new_full((y.shape[0],), t))
+                x0_hat, y_next = self._step(phi, y_t, y, degradation, noise, t, t_next, generator)
+                if callback is not None:
+                    callback(StepState(index, t, t_next, y_t, x0_hat, y_next, is_last, num_steps))
+                y_t = y_next
         return x0_hat if self.output == "x0_hat" else y_t
 
     def _step(
         self, phi: Phi, y_t: Tensor, y: Tensor, degradation: Degradation, noise: NoiseSchedule,
         t: float, t_next: float, generator: Generators,
     ) -> tuple[Tensor, Tensor]:
-        """x0_hat and y_t' = y_t + R + D + G + sqrt(s_t^2 - s_t'^2) z for one step from t to t_next (SPEC §1.3)."""
+        """x0_hat and y_t' = y_t + R + D + G + sqrt(s_t^2 - s_t'^2) z for one step from t to t_next (SPEC §1.3);
+        R uses the step's actual length t - t_next (shorter than dt on the last step when dt does not divide 1)."""
         times = y_t.new_full((y_t.shape[0],), t)
         x0_hat, ascent = self._denoise(phi, y_t, times, y, degradation, noise)
         y_hat = degradation.apply(x0_hat, times)
         var_t, var_next = noise.sigma(times).square(), noise.sigma(times.new_full(times.shape, t_next)).square()
         released = var_t - var_next
         reconstruction = incremental_reconstruction(
-            self.incremental, degradation, x0_hat, y_hat, t, self.dt, self.small_delta)
+            self.incremental, degradation, x0_hat, y_hat, t, t - t_next, self.small_delta)
         denoising = _per_image(released / var_t) * (y_hat - y_t)
         y_next = y_t + reconstruction + denoising + _per_image(released.sqrt()) * _noise(y_t, generator)
         if ascent is not None:

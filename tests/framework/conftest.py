@@ -27,8 +27,8 @@ TINY = [
     "sampler.do.dt=0.25",
     "sampler.po.dt=0.25",
     "sampler.po.auto_stop=true",  # exercise the PO calibration (perception minimum) end to end
-    "model.val_images=2",
-    "model.save_images=4",
+    "task.preview_images=2",
+    "task.save_images=4",
 ]
 
 

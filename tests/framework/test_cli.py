@@ -18,7 +18,7 @@ from dirac.checkpoints import load_checkpoint
 from tests.framework.conftest import TINY
 
 # TINY with one validation and one test batch of 4 images: a job takes seconds, not minutes, on 2 loaded cores.
-FAST = [*TINY, "data.eval_batch_size=4", "model.save_images=2",
+FAST = [*TINY, "data.eval_batch_size=4", "task.save_images=2",
         "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
 METHODS = {"measurement", "dirac_do", "dirac_po"}
 T = TypeVar("T")

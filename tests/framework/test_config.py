@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
 from tests.framework.conftest import CONF, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
-GROUPS = ["data", "model", "degradation", "noise", "loss", "prior", "sampler", "trainer", "logger", "experiment",
+GROUPS = ["data", "method", "task", "degradation", "noise", "loss", "sampler", "trainer", "logger", "experiment",
           "hydra/launcher", "net", "metrics", "callbacks"]
 
 
@@ -22,16 +24,46 @@ def test_config_groups_exist():
     assert not missing, f"config groups without options: {missing}"
 
 
+def check_dirac_experiment(cfg, method, task) -> None:
+    """Dirac's invariants: the task measures with the method's own operators; DO stops automatically, PO keeps
+    the reference stop; sigma_1 = 0.05."""
+    assert method.signature()["degradation"] == task.degradation.signature()
+    assert float(task.noise.sigma(torch.ones(1))) == pytest.approx(0.05)
+    restorers = method.restorers()
+    assert set(restorers) == {"dirac_do", "dirac_po"}
+    assert "stop_t" in restorers["dirac_do"].tuned and "stop_t" not in restorers["dirac_po"].tuned
+    assert task.curve.restorer in restorers and task.monitor == "dirac_do/psnr"
+
+
+def check_denoiser_experiment(cfg, method, task) -> None:
+    """The denoiser family's invariants: none of Dirac's operator/loss/sampler groups composed, the denoising task,
+    a module of family "denoiser" exposing an EDM denoiser whose geometry is the data's, EMA configured."""
+    from dirac.denoisers import EDMDenoiser
+    from dirac.tasks.denoising import DenoisingTask
+
+    assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
+    assert isinstance(task, DenoisingTask) and task.sigmas == sorted(task.sigmas) and min(task.sigmas) > 0
+    assert method.family == "denoiser" and isinstance(method.denoiser, EDMDenoiser)
+    assert method.signature()["data"]["image_size"] == cfg.data.image_size
+    assert cfg.callbacks.ema._target_.endswith("EMAWeightAveraging")
+
+
+FAMILY_CHECKS = {"dirac": check_dirac_experiment, "denoiser": check_denoiser_experiment}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_builds_its_operators(experiment, tmp_path):
+def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path):
     cfg = compose_config([f"experiment={experiment}", "net=tiny", "data.image_size=32"], tmp_path / experiment)
     assert cfg.name == experiment
-    degradation = instantiate(cfg.degradation)
-    noise = instantiate(cfg.noise)
-    assert degradation.image_size == 32
-    assert float(noise.sigma(degradation.severities(1.0, __import__("torch").zeros(1, 3, 32, 32)))) == pytest.approx(0.05)
-    do, po = instantiate(cfg.sampler.do), instantiate(cfg.sampler.po)
-    assert do.auto_stop and not po.auto_stop  # the presets keep the reference PO stop
+    method, task = instantiate(cfg.model), instantiate(cfg.task)
+    task.check(method)
+    FAMILY_CHECKS[method.family](cfg, method, task)
+
+
+def test_the_method_bundle_brings_only_its_own_groups(tmp_path):
+    cfg = compose_config([], tmp_path / "default")
+    assert cfg.name == "quickstart" and cfg.model._target_ == "dirac.methods.dirac.DiracModule"
+    assert {"net", "degradation", "noise", "loss", "sampler"} <= set(cfg) and "prior" not in cfg
 
 
 def test_paper_presets_follow_the_reference(tmp_path):
@@ -60,3 +92,26 @@ def test_cli_reports_an_unknown_key_without_a_deep_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
     assert result.returncode != 0
     assert "max_stepz" in result.stderr and "dirac/pipeline.py" not in result.stderr
+
+
+def run_cli(tmp_path: Path, *overrides: str, full_error: bool = False) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    return subprocess.run([sys.executable, "-m", "dirac.run", *overrides, "logger=csv", f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2], env=env)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["mode=test", "ckpt_path=/nowhere/dirac.ckpt"], "error: checkpoint file /nowhere/dirac.ckpt does not exist"),
+    (["task.restorers=[dirac_mmse]"], "error: unknown restorer(s) ['dirac_mmse']"),
+])
+def test_a_user_error_prints_its_message_alone_and_exits_1(tmp_path, overrides, message):
+    result = run_cli(tmp_path, *overrides)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hydra_full_error_shows_the_trace_of_a_user_error(tmp_path):
+    result = run_cli(tmp_path, "mode=test", "ckpt_path=/nowhere/dirac.ckpt", full_error=True)
+    assert result.returncode != 0 and "Traceback" in result.stderr and "does not exist" in result.stderr

@@ -41,14 +41,17 @@ def test_training_run_writes_config_results_curve_images_and_checkpoints(trained
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "checkpoints" / "dirac.ckpt").is_file()
 
 
-def test_checkpoint_carries_config_stops_and_signature(trained):
+def test_checkpoint_carries_family_config_calibration_and_signature(trained):
     cfg, outcome, _ = trained
+    assert Path(outcome["checkpoint"]).name == "dirac.ckpt"
     checkpoint = load_checkpoint(outcome["checkpoint"])
     stored = checkpoint["dirac"]
-    assert stored["calibrated"] == ["do", "po"]  # TINY turns on the PO calibration
+    assert stored["family"] == "dirac" and stored["format_version"] == 2
+    assert sorted(stored["calibration"]) == ["dirac_do", "dirac_po"]  # TINY turns on the PO calibration
     grid = {0.25, 0.5, 0.75, 1.0}  # the steps of the calibration pass at dt 0.25
-    assert {stored["stops"]["do"], stored["stops"]["po"]} <= grid
+    assert {stored["calibration"]["dirac_do"]["stop_t"], stored["calibration"]["dirac_po"]["stop_t"]} <= grid
     assert stored["config"]["degradation"]["_target_"].endswith("GaussianBlur")
+    assert stored["config"]["model"]["_target_"] == "dirac.methods.dirac.DiracModule"
     assert stored["signature"]["noise"]["sigma_max"] == 0.05
 
 
@@ -62,12 +65,12 @@ def test_mode_test_reproduces_the_training_runs_numbers(trained, tiny_config):
 
 def test_mode_test_with_a_fixed_po_stop_uses_the_configured_stop(trained, tiny_config):
     _, outcome, _ = trained
-    calibrated = load_checkpoint(outcome["checkpoint"])["dirac"]["stops"]["po"]
+    calibrated = load_checkpoint(outcome["checkpoint"])["dirac"]["calibration"]["dirac_po"]["stop_t"]
     fixed = 0.25 if calibrated != 0.25 else 0.75
     cfg = tiny_config("mode=test", f"ckpt_path={outcome['checkpoint']}", "sampler.po.auto_stop=false",
                       f"sampler.po.stop_t={fixed}", run="fixed")
     run(cfg)
-    assert f"PO stop_t: {fixed:.3f}" in (Path(cfg.paths.output_dir) / "results.md").read_text()
+    assert f"dirac_po stop_t: {fixed:.3f}" in (Path(cfg.paths.output_dir) / "results.md").read_text()
 
 
 def test_incompatible_degradation_is_refused_naming_the_difference(trained, tiny_config):

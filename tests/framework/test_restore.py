@@ -76,7 +76,7 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def module(trained):
-    return module_from_checkpoint(load_checkpoint(trained), metrics=None).eval()
+    return module_from_checkpoint(load_checkpoint(trained)).eval()
 
 
 @pytest.fixture
@@ -95,7 +95,8 @@ def measurements(module, tmp_path) -> Path:
 
 def test_module_from_checkpoint_carries_weights_operators_and_stops(trained, module):
     checkpoint = load_checkpoint(trained)
-    assert module.stops == checkpoint["dirac"]["stops"] and module.calibrated
+    assert module.calibration == checkpoint["dirac"]["calibration"]
+    assert module.restorers()["dirac_do"].params["stop_t"] == checkpoint["dirac"]["calibration"]["dirac_do"]["stop_t"]
     assert module.signature() == checkpoint["dirac"]["signature"]
     state = module.state_dict()
     assert all(torch.equal(state[key], value) for key, value in checkpoint["state_dict"].items())
@@ -141,13 +142,13 @@ def test_restore_is_reproducible_and_the_stop_time_matters(trained, module, meas
     folder = measurements
     first = restore(trained, folder / "cat.png", tmp_path / "a", progress=False)
     again = restore(trained, folder / "cat.png", tmp_path / "b", progress=False)
-    other_stop = 0.0 if module.stops["do"] > 0.5 else 1.0
+    other_stop = 0.0 if module.restorers()["dirac_do"].params["stop_t"] > 0.5 else 1.0
     other = restore(trained, folder / "cat.png", tmp_path / "c", stop_t=other_stop, progress=False)
     assert first.consistency == again.consistency and list(first.consistency) == ["cat.png"]
     assert (tmp_path / "a" / "cat.png").read_bytes() == (tmp_path / "b" / "cat.png").read_bytes()
     assert (tmp_path / "a" / "cat.png").read_bytes() != (tmp_path / "c" / "cat.png").read_bytes()
     assert other.consistency != first.consistency
-    with pytest.raises(ValueError, match="preset"):
+    with pytest.raises(ValueError, match="unknown restorer 'mmse'.*dirac_do, dirac_po"):
         restore(trained, folder, tmp_path / "d", preset="mmse")
 
 
@@ -177,7 +178,7 @@ def test_wrong_size_and_undecodable_images_are_named_and_skipped_while_the_rest_
     assert not (output / "wrong.png").exists() and (output / "cat.png").is_file()
 
 
-def test_bad_checkpoints_fail_clearly_and_leave_earlier_outputs_unchanged(trained, measurements, tmp_path):
+def test_bad_checkpoints_fail_clearly_and_leave_earlier_outputs_unchanged(trained, measurements, tmp_path, capsys):
     folder = measurements
     output = tmp_path / "restored"
     restore(trained, folder / "cat.png", output, progress=False)
@@ -187,8 +188,9 @@ def test_bad_checkpoints_fail_clearly_and_leave_earlier_outputs_unchanged(traine
     truncated.write_bytes(trained.read_bytes()[:50_000])
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(2)}, foreign)
-    with pytest.raises(ValueError, match="not written by dirac"):
+    with pytest.raises(SystemExit) as exit_info:  # a user error: its message alone, exit status 1
         main(restore_config(f"ckpt={foreign}", f"input={folder}", f"output={output}"))
+    assert exit_info.value.code == 1 and "not written by dirac" in capsys.readouterr().err
     command = [sys.executable, "-m", "dirac.restore", f"ckpt={truncated}", f"input={folder}", f"output={output}"]
     finished = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert finished.returncode != 0 and "truncated, corrupted" in finished.stderr

@@ -177,4 +177,4 @@ def test_bad_inputs_raise(fading, x0):
 def test_grid_times_are_clean_and_end_at_zero():
     grid = time_grid(0.02)
     assert grid[0] == (1.0, 0.98) and grid[37] == (0.26, 0.24) and grid[-1] == (0.02, 0.0)
-    assert time_grid(0.3) == [(1.0, 0.7), (0.7, 0.4), (0.4, 0.1)]
+    assert time_grid(0.3) == [(1.0, 0.7), (0.7, 0.4), (0.4, 0.1), (0.1, 0.0)]

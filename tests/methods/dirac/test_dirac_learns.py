@@ -11,9 +11,10 @@ from dirac.data import EmbeddedSource, ImageDataModule
 from dirac.degradations import GaussianBlur
 from dirac.degradations.noise import GeometricNoise
 from dirac.metrics import psnr
-from dirac.models import DiracModule, LookAheadLoss
+from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.nets import NCSNpp
 from dirac.samplers import DiracSampler
+from dirac.tasks import RestorationTask
 
 
 class LossHistory(L.Callback):
@@ -28,7 +29,7 @@ def tiny_module(delta_t: float) -> DiracModule:
     net = NCSNpp(3, 3, 16, model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(), dropout=0.0)
     sampler = DiracSampler(dt=0.1, stop_t=0.5, guidance="none")
     return DiracModule(net, GaussianBlur(3, 16, reference_size=32), GeometricNoise(), LookAheadLoss(delta_t),
-                       partial(torch.optim.Adam, lr=1e-3), sampler.with_stop(1.0), sampler, val_images=0)
+                       partial(torch.optim.Adam, lr=1e-3), sampler.with_stop(1.0), sampler)
 
 
 def train(delta_t: float) -> tuple[DiracModule, ImageDataModule, list[float]]:
@@ -51,10 +52,12 @@ def test_one_shot_trained_model_beats_the_measurement():
 
     data.setup("test")
     x0 = torch.stack([data.dataset("test")[i]["image"] for i in range(32)])
-    y = module.measure(x0, batch_idx=0)
+    task = RestorationTask(module.degradation, module.noise, metrics=None)
+    y = task.measure(x0, [f"test_{index}" for index in range(len(x0))])
     measured = psnr(y, x0).mean()
-    assert psnr(module.reconstruct(y, "do"), x0).mean() > measured + 0.5  # 300 steps gave +1.7 dB
-    early_stopped = module.reconstruct(y, "po")
+    restorers = module.restorers()
+    assert psnr(restorers["dirac_do"](y, module.degradation), x0).mean() > measured + 0.5  # 300 steps gave +1.7 dB
+    early_stopped = restorers["dirac_po"](y, module.degradation)
     assert psnr(early_stopped, x0).mean() > measured
     consistency = (module.degradation(early_stopped, 1.0) - y).flatten(1).norm(dim=1)
     noise_floor = 0.05 * (3 * 16 * 16) ** 0.5

@@ -1,0 +1,66 @@
+"""The base of every method family's LightningModule: what is trained, and what a checkpoint says about it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import lightning as L
+
+from dirac.checkpoints import FORMAT_VERSION, METADATA_KEY, read_metadata
+from dirac.errors import CheckpointError
+from dirac.samplers.restorer import Restorer
+
+
+class Method(L.LightningModule):
+    """A trainable method (SPEC §4): it trains, and offers tasks what it can do (e.g. named restorers).
+
+    Every checkpoint a method writes carries `{"dirac": {"family", "format_version", "config", "signature",
+    "calibration"}}`: the family name, the resolved run configuration (data only, never code), the operator
+    signature the weights are only valid for, and the parameters a task tuned on validation data
+    (restorer name -> parameter -> value).
+    """
+
+    family: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_config: dict = {}
+        self.calibration: dict[str, dict[str, float]] = {}
+
+    def signature(self) -> dict:
+        """What the weights are only valid for (operators, noise, image geometry); empty by default."""
+        return {}
+
+    def restorers(self) -> dict[str, Restorer]:
+        """The restorers this method offers the restoration task, by name, with tuned parameters applied."""
+        return {}
+
+    def tune(self, restorer: str, param: str, value: float) -> None:
+        """Record a parameter of one of this method's restorers tuned on validation data (stored in checkpoints)."""
+        self.calibration.setdefault(restorer, {})[param] = float(value)
+
+    def metadata(self) -> dict:
+        """The checkpoint's `dirac` entry of this method."""
+        return {"family": self.family, "format_version": FORMAT_VERSION, "config": self.run_config,
+                "signature": self.signature(), "calibration": {name: dict(values)
+                                                                for name, values in self.calibration.items()}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the method's metadata beside Lightning's state (issue 15: checkpoints are data)."""
+        checkpoint[METADATA_KEY] = self.metadata()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse another family's or an incompatible checkpoint; take its calibration."""
+        stored = read_metadata(checkpoint, self.family)
+        check_signature(stored["signature"], self.signature())
+        self.calibration = {name: dict(values) for name, values in stored.get("calibration", {}).items()}
+
+
+def check_signature(stored: dict, current: dict) -> None:
+    """Raise a CheckpointError listing every field in which a checkpoint's signature differs from the current one."""
+    differences = [f"{part}.{key}: checkpoint {stored.get(part, {}).get(key)!r} vs config {current[part].get(key)!r}"
+                   for part in current if isinstance(current[part], dict)
+                   for key in sorted(set(stored.get(part, {})) | set(current[part]))
+                   if stored.get(part, {}).get(key) != current[part].get(key)]
+    if differences:
+        raise CheckpointError("checkpoint is incompatible with the configured model: " + "; ".join(differences))

@@ -1,0 +1,109 @@
+"""The Dirac LightningModule: look-ahead training of Phi(y_t, t); Dirac-DO and Dirac-PO as restorers (SPEC §1.2–§1.3)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from dirac.degradations.base import Degradation
+from dirac.degradations.noise import NoiseSchedule
+from dirac.methods.base import Method
+from dirac.methods.dirac.loss import LookAheadLoss
+from dirac.methods.dirac.restorers import DiracRestorer
+from dirac.nets.wrappers import ResidualX0
+from dirac.precision import autocast_network_only
+from dirac.samplers import DiracSampler
+
+PRESETS = {"dirac_do": ("do", "distortion"), "dirac_po": ("po", "perception")}
+
+
+class DiracModule(Method):
+    """Trains Phi(y_t, t) = y_t + net(y_t, sigma_t) with L(Δt) (SPEC §1.2) and offers the restorers `dirac_do`
+    (distortion-optimised) and `dirac_po` (perception-optimised): the Dirac reverse process (SPEC §1.3) with
+    the two samplers' settings, their stop_t (and guidance step) tunable by the restoration task.
+
+    Validation logs the loss at seeded severities. Only the network runs under mixed precision; the
+    degradation, the noise schedule and the loss stay in float32. A non-finite loss stops training (checked
+    when Lightning logs, so the step itself never waits for the device).
+    """
+
+    family = "dirac"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        degradation: Degradation,
+        noise: NoiseSchedule,
+        loss: LookAheadLoss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        sampler_do: DiracSampler,
+        sampler_po: DiracSampler,
+        val_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.phi_net = ResidualX0(net)
+        self.degradation = degradation
+        self.noise = noise
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.samplers = {"do": sampler_do, "po": sampler_po}
+        self.val_seed = int(val_seed)
+
+    def phi(self, y_t: Tensor, t: Tensor) -> Tensor:
+        """x0_hat = Phi(y_t, t) = y_t + net(y_t, sigma_t), conditioned on the raw sigma_t (SPEC §1.2)."""
+        return self.phi_net(y_t, self.noise.sigma(t))
+
+    def degrade(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """y_t = A_t(x0) + sigma_t z (SPEC §1.1) for severities t of shape (B,) in [0, 1] (unchecked: no host sync)."""
+        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return self.degradation.apply(x0, t) + self.noise.sigma(t).view(-1, 1, 1, 1) * z
+
+    def restorers(self) -> dict[str, DiracRestorer]:
+        """Dirac-DO and Dirac-PO with the parameters tuned on validation data applied (for the auto-tuned ones)."""
+        restorers = {}
+        for name, (preset, objective) in PRESETS.items():
+            restorer = DiracRestorer(self.phi, self.degradation, self.noise, self.samplers[preset], objective)
+            tuned = {param: value for param, value in self.calibration.get(name, {}).items() if param in restorer.tuned}
+            restorers[name] = restorer.with_params(**tuned)
+        return restorers
+
+    def look_ahead_loss(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """L(Δt) on a batch at severities t (SPEC §1.2), only the network under autocast."""
+        with autocast_network_only(x0.device.type) as under_autocast:
+            y_t = self.degrade(x0.float(), t, generator)
+            return self.loss(under_autocast(self.phi)(y_t, t), x0.float(), t, self.degradation, self.noise)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        """One step of L(Δt) at t ~ U[0, 1) per image (SPEC §1.2)."""
+        x0 = batch["image"]
+        loss = self.look_ahead_loss(x0, torch.rand(x0.shape[0], device=x0.device))
+        self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs: dict, batch: dict, batch_idx: int) -> None:
+        """Stop on a non-finite loss, checked every `log_every_n_steps` (when Lightning reads the value anyway)."""
+        if (self.global_step % max(1, self.trainer.log_every_n_steps)) == 0:
+            value = float(outputs["loss"].detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {self.global_step}; "
+                                         "lower the learning rate or check the data for NaNs")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """Validation loss at severities and noise seeded by (val_seed, rank, batch index)."""
+        x0 = batch["image"]
+        generator = torch.Generator(device=x0.device).manual_seed(
+            self.val_seed * 1_000_003 + self.global_rank * 65_537 + batch_idx)
+        t = torch.rand(x0.shape[0], generator=generator, device=x0.device)
+        loss = self.look_ahead_loss(x0, t, generator)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=x0.shape[0])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam on the network parameters (SPEC §1.3b: lr 1e-4, no schedule)."""
+        return self.optimizer_factory(self.phi_net.parameters())
+
+    def signature(self) -> dict:
+        """Degradation, noise and image geometry a checkpoint is only valid for."""
+        return {"degradation": self.degradation.signature(), "noise": self.noise.signature(), "image_range": [0.0, 1.0]}

@@ -1,0 +1,60 @@
+"""L(Δt) in closed form (SPEC §1.2): t' = max(t - Δt, 0), w = 1/(sigma_t^2 + 1e-9), sum over C·H·W, batch mean."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from dirac.degradations.base import Degradation
+from dirac.degradations.noise import ConstantNoise, GeometricNoise
+from dirac.methods.dirac import LookAheadLoss
+
+
+class CountingFade(Degradation):
+    """A_t(x) = (1 - t/2) x, counting its calls (A_0 = I)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 3)
+        self.calls = 0
+
+    def apply(self, x: Tensor, t: Tensor) -> Tensor:
+        self.calls += 1
+        return (1 - 0.5 * t).view(-1, 1, 1, 1) * x
+
+
+def closed_form(x0_hat: Tensor, x0: Tensor, t: Tensor, delta_t: float, sigma: Tensor) -> float:
+    """mean_b (1 - t'_b / 2)^2 * sum(diff_b^2) / (sigma_b^2 + 1e-9), written out per image."""
+    values = []
+    for b in range(len(t)):
+        t_ahead = max(float(t[b]) - delta_t, 0.0)
+        squared = float(((x0_hat[b] - x0[b]) ** 2).sum()) * (1 - 0.5 * t_ahead) ** 2
+        values.append(squared / (float(sigma[b]) ** 2 + 1e-9))
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("delta_t", [0.0, 0.05, 1.0])
+def test_the_loss_has_its_closed_form(delta_t):
+    generator = torch.Generator().manual_seed(0)
+    x0, x0_hat = torch.rand(4, 2, 3, 3, generator=generator, dtype=torch.float64), torch.rand(
+        4, 2, 3, 3, generator=generator, dtype=torch.float64)
+    t = torch.tensor([0.0, 0.03, 0.5, 1.0], dtype=torch.float64)  # 0.03 - 0.05 < 0: the clamp t' >= 0
+    noise = GeometricNoise()
+    loss = LookAheadLoss(delta_t)(x0_hat, x0, t, CountingFade(), noise)
+    assert float(loss) == pytest.approx(closed_form(x0_hat, x0, t, delta_t, noise.sigma(t)), rel=1e-12)
+
+
+def test_the_weight_is_one_over_sigma_squared_plus_eps():
+    x0 = torch.zeros(1, 2, 3, 3, dtype=torch.float64)
+    x0_hat = torch.ones_like(x0)  # squared error summed over C·H·W = 18
+    loss = LookAheadLoss(1.0)(x0_hat, x0, torch.ones(1, dtype=torch.float64), CountingFade(), ConstantNoise(0.1))
+    assert float(loss) == pytest.approx(18 / (0.01 + 1e-9), rel=1e-12)
+
+
+def test_the_clean_loss_never_applies_the_identity_a0():
+    fade = CountingFade()
+    x0 = torch.rand(3, 2, 3, 3)
+    LookAheadLoss(1.0)(x0 + 0.1, x0, torch.rand(3), fade, GeometricNoise())
+    assert fade.calls == 0
+    LookAheadLoss(0.05)(x0 + 0.1, x0, torch.rand(3), fade, GeometricNoise())
+    assert fade.calls == 2
