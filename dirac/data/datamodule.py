@@ -41,8 +41,10 @@ class ChannelDataset(Dataset):
 class SplitDataModule(L.LightningDataModule, ABC):
     """Base of the DataModules: per-split datasets built once on demand, a seeded shuffled train loader, ordered eval loaders (SPEC §4)."""
 
-    def __init__(self, batch_size: int, eval_batch_size: int | None, num_workers: int, seed: int) -> None:
+    def __init__(self, batch_size: int, eval_batch_size: int | None, num_workers: int, seed: int,
+                 pin_memory: bool = False) -> None:
         super().__init__()
+        self.pin_memory = bool(pin_memory)
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.batch_size = positive("batch_size", batch_size)
@@ -89,6 +91,7 @@ class SplitDataModule(L.LightningDataModule, ABC):
             generator=self._train_generator if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
         )
 
 
@@ -111,8 +114,9 @@ class ImageDataModule(SplitDataModule):
         num_workers: int = 0,
         seed: int = 0,
         root: str | Path | None = None,
+        pin_memory: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, pin_memory)
         self.source_factory = source
         self.image_size = positive("image_size", image_size)
         self.channels = check_channels(channels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import lightning as L
+from torch import nn
 
 from dirac.checkpoints import FORMAT_VERSION, METADATA_KEY, read_metadata
 from dirac.errors import CheckpointError
@@ -30,6 +31,10 @@ class Method(L.LightningModule):
     def signature(self) -> dict:
         """What the weights are only valid for (operators, noise, image geometry); empty by default."""
         return {}
+
+    def backbone(self) -> nn.Module | None:
+        """The network whose speed options apply (channels-last, torch.compile); None when there is none."""
+        return None
 
     def restorers(self) -> dict[str, Restorer]:
         """The restorers this method offers the restoration task, by name, with tuned parameters applied."""

@@ -61,6 +61,10 @@ class DiracModule(Method):
         z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         return self.degradation.apply(x0, t) + self.noise.sigma(t).view(-1, 1, 1, 1) * z
 
+    def backbone(self) -> nn.Module:
+        """The NCSN++ inside Phi."""
+        return self.phi_net.net
+
     def restorers(self) -> dict[str, DiracRestorer]:
         """Dirac-DO and Dirac-PO with the parameters tuned on validation data applied (for the auto-tuned ones)."""
         restorers = {}
