@@ -1,0 +1,230 @@
+"""The RCC codec (SPEC §3): progressive DiffC-style communication of x_s through the noise ladder, each step a sample
+of q(x_{s'} | x_s, x0) coded against p_theta(x_{s'} | x_s) by PFR, into a real .drc file; decoding replays the steps
+bit for bit and ends with the score-scaled PF-ODE (any rho, chosen at decode time) or Tweedie's D(x_s, s)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dirac.compression.bitstream import PRNGS, Header, StepSymbols, decode_payload, encode_payload, pack_file, unpack_file
+from dirac.compression.chunking import Chunking, partition
+from dirac.compression.errors import CodecError
+from dirac.compression.ladder import Ladder
+from dirac.compression.pfr import candidate, pfr_select
+from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
+
+LN2 = math.log(2.0)
+PRIOR_MEAN = 0.5  # p(x_{s_0}) = N(0.5, s_0^2 I): the first step's prior, the middle of the [0, 1] data range
+
+
+def model_fingerprint(model: nn.Module) -> int:
+    """CRC-32 of the class name and every state-dict entry (name and raw bytes): which weights a file needs."""
+    crc = zlib.crc32(type(model).__name__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        crc = zlib.crc32(name.encode(), crc)
+        crc = zlib.crc32(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes(), crc)
+    return crc
+
+
+def step_kl_bits(mu: Tensor) -> float:
+    """KL(q || p) = ||mu_q - mu_p||^2 / (2 v) = ||mu||^2 / 2 nats, in bits, for mu = (mu_q - mu_p) / sqrt(v) (SPEC §3)."""
+    return 0.5 * float(mu.double().square().sum()) / LN2
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """A .drc file and what the encoder knows: x_s as the decoder rebuilds it, s, per-step KL bits, chunk counts
+    and the realised shifts f of every chunk (SPEC §3 diagnostics)."""
+
+    data: bytes
+    x_s: Tensor
+    sigma: float
+    kl_bits: list[float]
+    chunks: list[int]
+    shifts: list[float]
+
+    @property
+    def bits(self) -> int:
+        """The rate: 8 x the file size in bytes, every byte counted."""
+        return 8 * len(self.data)
+
+
+class Codec:
+    """Encoder and decoder around a denoiser D(x, sigma) (VE, [0, 1] data; SPEC §3), a noise ladder, a chunking rule
+    and a shared seed. `channels`/`image_size` (when known) are the geometry the model accepts; `unit_range=False`
+    admits any finite values (a Gaussian source)."""
+
+    def __init__(self, denoiser: nn.Module, ladder: Ladder | None = None, chunking: Chunking | None = None,
+                 seed: int = 0, prng: str = "cpu", channels: int | None = None, image_size: int | None = None,
+                 unit_range: bool = True) -> None:
+        if prng not in PRNGS or not 0 <= int(seed) < 2**32:
+            raise CodecError(f"prng must be one of {PRNGS} and seed in [0, 2^32), got {prng!r}, {seed!r}")
+        self.denoiser = denoiser.eval()
+        self.ladder, self.chunking = ladder or Ladder(), chunking or Chunking()
+        self.seed, self.prng = int(seed), prng
+        self.channels, self.image_size, self.unit_range = channels, image_size, unit_range
+        self.fingerprint = model_fingerprint(denoiser)
+        self.device = next(iter(denoiser.state_dict().values()), torch.empty(0)).device
+
+    # -- shared by encoder and decoder -------------------------------------------------------------------------
+    def denoise(self, x: Tensor, sigma: float) -> Tensor:
+        """D(x, sigma) of one `(C, H, W)` image, float32, with the model's failures as a CodecError."""
+        try:
+            with torch.no_grad():
+                return self.denoiser(x[None], x.new_full((1,), sigma))[0].to(torch.float32)
+        except (RuntimeError, ValueError) as error:
+            raise CodecError(f"the model cannot denoise a {'x'.join(map(str, x.shape))} image: {error}") from error
+
+    def prior(self, step: int, x: Tensor | None, sigmas: list[float], like: Tensor) -> tuple[Tensor, float]:
+        """(mean, std) of p_theta(x_{s_k} | x_{s_{k-1}}) = N(D + r (x - D), s_k^2 (1 - r)), r = s_k^2 / s_{k-1}^2;
+        step 0: N(0.5, s_0^2) (SPEC §3)."""
+        if step == 0:
+            return torch.full_like(like, PRIOR_MEAN), sigmas[0]
+        s, s_next = sigmas[step - 1], sigmas[step]
+        ratio = (s_next / s) ** 2
+        denoised = self.denoise(x, s)
+        return denoised + ratio * (x - denoised), s_next * math.sqrt(1 - ratio)
+
+    def header(self, shape: tuple[int, int, int], steps: int) -> Header:
+        """The file header of an image of `shape` with `steps` steps sent."""
+        chunking = self.chunking
+        return Header(*shape, self.fingerprint, self.ladder.sigma_max, self.ladder.sigma_min, self.ladder.levels,
+                      chunking.chunk_kl, chunking.pad, chunking.max_log2, chunking.block_log2, PRNGS.index(self.prng),
+                      self.seed, steps)
+
+    # -- encoder ----------------------------------------------------------------------------------------------
+    def check_image(self, x0: Tensor) -> Tensor:
+        """x0 as a float32 `(C, H, W)` image on the model's device, or a CodecError (shape, channels, size, range)."""
+        if not isinstance(x0, Tensor) or x0.ndim != 3 or min(x0.shape) < 1:
+            raise CodecError(f"an image must be a (C, H, W) tensor, got {getattr(x0, 'shape', type(x0).__name__)}")
+        channels, height, width = x0.shape
+        if self.channels is not None and channels != self.channels:
+            raise CodecError(f"the image has {channels} channels but the model takes {self.channels}")
+        if self.image_size is not None and (height, width) != (self.image_size, self.image_size):
+            raise CodecError(f"the image is {width}x{height} pixels but the model takes "
+                             f"{self.image_size}x{self.image_size}")
+        if max(height, width) >= 2**16 or channels >= 256:
+            raise CodecError(f"the image {channels}x{height}x{width} is too large for the .drc format")
+        if not bool(x0.isfinite().all()):
+            raise CodecError("image values must be finite")
+        if self.unit_range and (float(x0.min()) < 0 or float(x0.max()) > 1):
+            raise CodecError(f"image values must lie in [0, 1], got [{float(x0.min()):.4g}, {float(x0.max()):.4g}]")
+        return x0.detach().to(self.device, torch.float32)
+
+    def encode(self, x0: Tensor, steps: int | None = None, bpp: float | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Encoding:
+        """Encode x0 `(C, H, W)` in [0, 1]: the first `steps` levels of the ladder (all by default), or as many as keep
+        the file within `bpp` bits per pixel (at least one step) (SPEC §3 encoder)."""
+        x0 = self.check_image(x0)
+        levels = self.ladder.levels
+        if steps is not None and not 1 <= steps <= levels:
+            raise CodecError(f"steps must be in 1..{levels} (the ladder's levels), got {steps}")
+        if bpp is not None and not bpp > 0:
+            raise CodecError(f"bpp must be > 0, got {bpp}")
+        sigmas, pixels = self.ladder.sigmas(), x0.shape[1] * x0.shape[2]
+        x, symbols, kls, shifts, data = None, [], [], [], b""
+        for step in range(steps or levels):
+            mean, std = self.prior(step, x, sigmas, x0)
+            target = x0 if step == 0 else x0 + (sigmas[step] / sigmas[step - 1]) ** 2 * (x - x0)
+            step_symbols, noise, step_shifts = self.code_step(step, (target - mean) / std)
+            if bpp is not None:
+                longer = self.pack(x0.shape, [*symbols, step_symbols])
+                if symbols and 8 * len(longer) / pixels > bpp:
+                    break
+                data = longer
+            x = mean + std * noise.view_as(mean)
+            symbols.append(step_symbols)
+            kls.append(step_kl_bits((target - mean) / std))
+            shifts.extend(step_shifts)
+            if progress is not None:
+                progress(step + 1, steps or levels)
+        data = data if bpp is not None else self.pack(x0.shape, symbols)
+        return Encoding(data, x, sigmas[len(symbols) - 1], kls, [s.chunks for s in symbols], shifts)
+
+    def code_step(self, step: int, mu: Tensor) -> tuple[StepSymbols, Tensor, list[float]]:
+        """PFR for every chunk of one step's target mu = (mu_q - mu_p) / sqrt(v): the symbols, the chosen noise
+        (flattened, what the decoder regenerates) and each chunk's realised shift f."""
+        flat = mu.flatten().to(self.prng)
+        kl = step_kl_bits(flat)
+        chunks = self.chunking.count(kl, flat.numel())
+        groups = partition(self.seed, step, flat.numel(), chunks)
+        noise, indices, shifts = torch.empty_like(flat), [], []
+        for chunk, group in enumerate(groups):
+            chosen = pfr_select(flat[group.to(flat.device)], self.seed, step, chunk, self.chunking.candidates,
+                                self.chunking.block_size)
+            noise[group.to(flat.device)] = chosen.sample
+            indices.append(chosen.index)
+            shifts.append(chosen.shift)
+        symbols = StepSymbols(chunks, self.chunking.level(kl, chunks), tuple(indices))
+        return symbols, noise.to(self.device), shifts
+
+    def pack(self, shape: tuple[int, ...], symbols: list[StepSymbols]) -> bytes:
+        """The .drc bytes of these steps' symbols for an image of `shape`."""
+        dims = math.prod(shape)
+        payload = encode_payload(symbols, self.chunking.candidates, self.chunking.chunk_kl, dims)
+        return pack_file(self.header(tuple(shape), len(symbols)), payload)
+
+    # -- decoder ----------------------------------------------------------------------------------------------
+    def read(self, data: bytes) -> tuple[Codec, Header, list[StepSymbols]]:
+        """A copy of this codec set to the file's ladder, chunking and seed, the header and the symbols of a .drc file
+        made with this codec's model, or a CodecError naming the problem."""
+        header, payload = unpack_file(bytes(data))
+        if header.fingerprint != self.fingerprint:
+            raise CodecError(f"the file was made with another model (fingerprint {header.fingerprint:08x}, this "
+                             f"model's is {self.fingerprint:08x})")
+        if min(header.channels, header.height, header.width) < 1:
+            raise CodecError("corrupt .drc header: an empty image")
+        self.check_image(torch.zeros(header.channels, header.height, header.width))
+        if header.prng >= len(PRNGS) or not 1 <= header.steps <= header.levels:
+            raise CodecError(f"corrupt .drc header: prng {header.prng}, {header.steps} steps of {header.levels}")
+        codec = copy.copy(self)
+        codec.ladder = Ladder(header.sigma_max, header.sigma_min, header.levels)
+        codec.chunking = Chunking(header.chunk_kl, header.pad, header.max_log2, header.block_log2)
+        codec.seed, codec.prng = header.seed, PRNGS[header.prng]
+        symbols = decode_payload(payload, header.steps, codec.chunking.candidates, header.chunk_kl, header.dims)
+        return codec, header, symbols
+
+    def decode_noisy(self, data: bytes, steps: int | None = None) -> tuple[Tensor, float]:
+        """(x_s, s): the encoder's x_s rebuilt bit for bit by replaying the file's steps (the first `steps` of them:
+        a coarser x at a larger s, progressive decoding) (SPEC §3)."""
+        codec, header, symbols = self.read(data)
+        steps = header.steps if steps is None else steps
+        if not 1 <= steps <= header.steps:
+            raise CodecError(f"the file holds {header.steps} steps; cannot decode {steps}")
+        sigmas = codec.ladder.sigmas()
+        like = torch.zeros(header.channels, header.height, header.width, device=self.device)
+        x = None
+        for step, step_symbols in enumerate(symbols[:steps]):
+            mean, std = codec.prior(step, x, sigmas, like)
+            x = mean + std * codec.regenerate(step, step_symbols, like.numel()).view_as(mean)
+        return x, sigmas[steps - 1]
+
+    def regenerate(self, step: int, symbols: StepSymbols, dims: int) -> Tensor:
+        """The step's noise vector rebuilt from its indices: candidate X_N of each chunk in the chunk's dims."""
+        noise = torch.empty(dims, device=self.prng)
+        for chunk, (group, index) in enumerate(zip(partition(self.seed, step, dims, symbols.chunks), symbols.indices)):
+            noise[group.to(noise.device)] = candidate(self.seed, step, chunk, index, self.chunking.candidates,
+                                                      self.chunking.block_size, group.numel(), self.prng)
+        return noise.to(self.device)
+
+    def decode(self, data: bytes, rho: float = 1.0, ode_steps: int = 32, kappa: float = 2.0, mmse: bool = False,
+               steps: int | None = None) -> Tensor:
+        """x_hat `(C, H, W)`: the score-scaled PF-ODE from x_s with `rho` (SPEC §3 decoder), or Tweedie's D(x_s, s)
+        with `mmse`; unclipped."""
+        x_s, sigma = self.decode_noisy(data, steps)
+        return self.reconstruct(x_s, sigma, rho, ode_steps, kappa, mmse)
+
+    def reconstruct(self, x_s: Tensor, sigma: float, rho: float = 1.0, ode_steps: int = 32, kappa: float = 2.0,
+                    mmse: bool = False) -> Tensor:
+        """x_hat from a decoded x_s at noise level sigma: PF-ODE at `rho`, or D(x_s, s) with `mmse` (SPEC §3)."""
+        with torch.no_grad():
+            if mmse:
+                return tweedie(self.denoiser, x_s[None], sigma)[0]
+            return score_scaled_pf_ode(self.denoiser, x_s[None], sigma, rho, ode_steps, kappa)[0]
