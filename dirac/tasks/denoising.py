@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from dirac.methods.base import Method
 from dirac.metrics import PerImageMeans, clip01, mse, psnr, ssim
 from dirac.precision import autocast_network_only
-from dirac.reporting import write_results
+from dirac.reporting import log_images, write_results
 from dirac.reporting.curves import save_figure
 from dirac.reporting.files import csv_text, write_text, written
 from dirac.seeding import image_generators, per_image_normal
@@ -48,7 +48,7 @@ class DenoisingTask(Task):
     """
 
     def __init__(self, sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.5, 1.0), seed: int = 0,
-                 monitor: str = "sigma=0.1/psnr") -> None:
+                 monitor: str = "sigma=0.1/psnr", preview_sigma: float | None = 0.1, preview_images: int = 4) -> None:
         values = [float(sigma) for sigma in sigmas]
         if not values or not all(math.isfinite(sigma) and sigma > 0 for sigma in values):
             raise ValueError(f"task.sigmas must be a non-empty list of finite noise levels > 0, got {list(sigmas)}")
@@ -57,6 +57,10 @@ class DenoisingTask(Task):
         self.sigmas = sorted(values)
         self.seed = int(seed)
         self.monitor = monitor
+        if preview_sigma is not None and not (math.isfinite(preview_sigma) and preview_sigma > 0):
+            raise ValueError(f"task.preview_sigma must be a noise level > 0 or null, got {preview_sigma}")
+        self.preview_sigma = None if preview_sigma is None else float(preview_sigma)
+        self.preview_images = int(preview_images)
 
     def check(self, method: Method) -> None:
         """The method must expose a denoiser D(x, sigma) as its `denoiser` attribute (an nn.Module)."""
@@ -64,6 +68,12 @@ class DenoisingTask(Task):
             raise ValueError(f"the denoising task needs a method with a denoiser D(x, sigma) (a `denoiser` module), "
                              f"but the {method.family or type(method).__name__!r} method has none; use method=denoiser, "
                              "or judge this method with its own task (e.g. task=restoration)")
+
+    def fit_callbacks(self, method: Method) -> list[L.Callback]:
+        """The denoising preview at `preview_sigma`, logged at each validation during training."""
+        if self.preview_sigma is None or self.preview_images <= 0:
+            return []
+        return [DenoisingPreview(self, self.preview_sigma, self.preview_images)]
 
     def calibrate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
                   output_dir: Path | None = None) -> None:
@@ -118,6 +128,30 @@ class DenoisingEvaluation(L.LightningModule):
             for logger in self.loggers:
                 log_denoising_curve(logger, curve_rows(self.results, self.task.sigmas))
             print(f"\n{paths['results.md'].read_text()}\nwritten to {self.output_dir}", flush=True)
+
+
+class DenoisingPreview(L.Callback):
+    """During training, at each validation: the first validation images noised at sigma (seeded per image), their
+    PSNR and that of D(x, sigma) (`val/psnr_noisy`, `val/psnr_denoised`) and the images (`val/denoising`) logged."""
+
+    def __init__(self, task: DenoisingTask, sigma: float, images: int) -> None:
+        self.task, self.sigma, self.images = task, sigma, images
+
+    @torch.no_grad()
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch: dict,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if batch_idx != 0 or trainer.sanity_checking or not isinstance(getattr(pl_module, "denoiser", None), nn.Module):
+            return
+        x0, names = batch["image"][: self.images].float(), list(batch["name"][: self.images])
+        x = self.task.noisy(x0, self.sigma, names)
+        with autocast_network_only(x0.device.type) as under_autocast:
+            denoised = under_autocast(pl_module.denoiser)(x, x.new_full((x.shape[0],), self.sigma))
+        values = per_image_measures(denoised, x, x0)
+        pl_module.log("val/psnr_noisy", values["psnr_noisy"].mean(), sync_dist=True, batch_size=len(names))
+        pl_module.log("val/psnr_denoised", values["psnr"].mean(), sync_dist=True, batch_size=len(names))
+        if trainer.is_global_zero and pl_module.logger is not None:
+            log_images(pl_module.logger, "val/denoising", [x0, x, denoised],
+                       ["ground truth", f"noisy σ={self.sigma:g}", "denoised"], step=pl_module.global_step)
 
 
 def per_image_measures(denoised: Tensor, noisy: Tensor, x0: Tensor) -> dict[str, Tensor]:
