@@ -5,6 +5,7 @@ bit for bit and ends with the score-scaled PF-ODE (any rho, chosen at decode tim
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import zlib
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dirac.compression.ladder import Ladder
 from dirac.compression.pfr import candidate, pfr_select
 from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
+log = logging.getLogger(__name__)
 LN2 = math.log(2.0)
 PRIOR_MEAN = 0.5  # p(x_{s_0}) = N(0.5, s_0^2 I): the first step's prior, the middle of the [0, 1] data range
 
@@ -136,8 +138,10 @@ class Codec:
             step_symbols, noise, step_shifts = self.code_step(step, (target - mean) / std)
             if bpp is not None:
                 longer = self.pack(x0.shape, [*symbols, step_symbols])
-                if symbols and 8 * len(longer) / pixels > bpp:
-                    break
+                if 8 * len(longer) / pixels > bpp:
+                    if symbols:
+                        break
+                    log.warning("one step already takes %.3f bpp, above the target %g", 8 * len(longer) / pixels, bpp)
                 data = longer
             x = mean + std * noise.view_as(mean)
             symbols.append(step_symbols)
