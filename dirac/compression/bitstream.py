@@ -81,10 +81,14 @@ def unpack_file(data: bytes) -> tuple[Header, bytes]:
     return Header(*fields), payload
 
 
+@lru_cache(maxsize=64)
 def zipf_probabilities(candidates: int, level: int) -> np.ndarray:
-    """p(r) ∝ r^-a over ranks r = N + 1 in 1..K, a = zipf_exponent(level) (truncated Zipf index model; SPEC §3)."""
+    """p(r) ∝ r^-a over ranks r = N + 1 in 1..K, a = zipf_exponent(level) (truncated Zipf index model; SPEC §3);
+    cached, read-only."""
     weights = np.arange(1, candidates + 1, dtype=np.float64) ** -zipf_exponent(level)
-    return weights / weights.sum()
+    probabilities = weights / weights.sum()
+    probabilities.setflags(write=False)
+    return probabilities
 
 
 @lru_cache(maxsize=64)
@@ -148,11 +152,14 @@ def encode_payload(steps: Sequence[StepSymbols], candidates: int, chunk_kl: int,
 
 
 def decode_payload(payload: bytes, steps: int, candidates: int, chunk_kl: int, dims: int) -> list[StepSymbols]:
-    """The symbols of `steps` steps from a payload written by `encode_payload`; implausible values raise a CodecError."""
+    """The symbols of `steps` steps from a payload written by `encode_payload`. Every symbol costs at least its
+    most likely value's bits, so a file claiming more symbols than its payload can hold is refused up front (a forged
+    file cannot make the decoder run long); implausible values raise a CodecError."""
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    if words.size == 0:
-        raise CodecError("corrupt .drc file: empty payload")
-    decoder, previous, lengths, decoded = constriction.stream.queue.RangeDecoder(words), 1, _length_model(dims), []
+    budget = 8 * len(payload) + 64  # what the payload can hold, in bits, plus the coder's final-word slack
+    if words.size == 0 or steps > budget:
+        raise CodecError(f"corrupt .drc file: a {len(payload)}-byte payload cannot hold {steps} steps")
+    decoder, previous, lengths, decoded, spent = constriction.stream.queue.RangeDecoder(words), 1, _length_model(dims), [], 0.0
     for step in range(steps):
         length = int(decoder.decode(lengths))
         chunks = previous + unzigzag(2**length + _decode_bits(decoder, length) - 1)
@@ -160,6 +167,9 @@ def decode_payload(payload: bytes, steps: int, candidates: int, chunk_kl: int, d
             raise CodecError(f"corrupt .drc payload at step {step}: {chunks} chunks for {dims} dimensions")
         level = int(decoder.decode(constriction.stream.model.Uniform(chunk_kl + 1))) if chunks == 1 else \
             implied_level(chunks, chunk_kl)
+        spent += 1 + chunks * -np.log2(zipf_probabilities(candidates, level)[0])
+        if spent > budget:
+            raise CodecError(f"corrupt .drc payload at step {step}: more symbols than {len(payload)} bytes can hold")
         indices = decoder.decode(zipf_model(candidates, level), chunks)
         decoded.append(StepSymbols(chunks, level, tuple(int(i) for i in indices)))
         previous = chunks

@@ -23,6 +23,7 @@ from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
 log = logging.getLogger(__name__)
 LN2 = math.log(2.0)
+MAX_DIMS = 2**26  # values per image the format admits (a 4096 x 4096 RGB image is 2^25.6)
 PRIOR_MEAN = 0.5  # p(x_{s_0}) = N(0.5, s_0^2 I): the first step's prior, the middle of the [0, 1] data range
 
 
@@ -68,6 +69,8 @@ class Codec:
                  unit_range: bool = True) -> None:
         if prng not in PRNGS or not 0 <= int(seed) < 2**32:
             raise CodecError(f"prng must be one of {PRNGS} and seed in [0, 2^32), got {prng!r}, {seed!r}")
+        if prng == "cuda" and not torch.cuda.is_available():
+            raise CodecError("prng=cuda needs a CUDA GPU")
         self.denoiser = denoiser.eval()
         self.ladder, self.chunking = ladder or Ladder(), chunking or Chunking()
         self.seed, self.prng = int(seed), prng
@@ -102,18 +105,23 @@ class Codec:
                       self.seed, steps)
 
     # -- encoder ----------------------------------------------------------------------------------------------
-    def check_image(self, x0: Tensor) -> Tensor:
-        """x0 as a float32 `(C, H, W)` image on the model's device, or a CodecError (shape, channels, size, range)."""
-        if not isinstance(x0, Tensor) or x0.ndim != 3 or min(x0.shape) < 1:
-            raise CodecError(f"an image must be a (C, H, W) tensor, got {getattr(x0, 'shape', type(x0).__name__)}")
-        channels, height, width = x0.shape
+    def check_geometry(self, channels: int, height: int, width: int) -> None:
+        """A CodecError unless a C x H x W image fits the model (channels, size when known) and the format."""
+        if min(channels, height, width) < 1 or channels * height * width > MAX_DIMS or max(height, width) >= 2**16 \
+                or channels >= 256:
+            raise CodecError(f"a {channels}x{height}x{width} image is outside the .drc format (at most {MAX_DIMS} "
+                             "values, sides < 65536, channels < 256)")
         if self.channels is not None and channels != self.channels:
             raise CodecError(f"the image has {channels} channels but the model takes {self.channels}")
         if self.image_size is not None and (height, width) != (self.image_size, self.image_size):
             raise CodecError(f"the image is {width}x{height} pixels but the model takes "
                              f"{self.image_size}x{self.image_size}")
-        if max(height, width) >= 2**16 or channels >= 256:
-            raise CodecError(f"the image {channels}x{height}x{width} is too large for the .drc format")
+
+    def check_image(self, x0: Tensor) -> Tensor:
+        """x0 as a float32 `(C, H, W)` image on the model's device, or a CodecError (shape, channels, size, range)."""
+        if not isinstance(x0, Tensor) or x0.ndim != 3:
+            raise CodecError(f"an image must be a (C, H, W) tensor, got {getattr(x0, 'shape', type(x0).__name__)}")
+        self.check_geometry(*x0.shape)
         if not bool(x0.isfinite().all()):
             raise CodecError("image values must be finite")
         if self.unit_range and (float(x0.min()) < 0 or float(x0.max()) > 1):
@@ -183,11 +191,11 @@ class Codec:
         if header.fingerprint != self.fingerprint:
             raise CodecError(f"the file was made with another model (fingerprint {header.fingerprint:08x}, this "
                              f"model's is {self.fingerprint:08x})")
-        if min(header.channels, header.height, header.width) < 1:
-            raise CodecError("corrupt .drc header: an empty image")
-        self.check_image(torch.zeros(header.channels, header.height, header.width))
+        self.check_geometry(header.channels, header.height, header.width)
         if header.prng >= len(PRNGS) or not 1 <= header.steps <= header.levels:
             raise CodecError(f"corrupt .drc header: prng {header.prng}, {header.steps} steps of {header.levels}")
+        if PRNGS[header.prng] == "cuda" and not torch.cuda.is_available():
+            raise CodecError("the file's shared randomness was drawn on CUDA; decode it on a machine with a CUDA GPU")
         codec = copy.copy(self)
         codec.ladder = Ladder(header.sigma_max, header.sigma_min, header.levels)
         codec.chunking = Chunking(header.chunk_kl, header.pad, header.max_log2, header.block_log2)

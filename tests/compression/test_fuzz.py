@@ -1,0 +1,91 @@
+"""Corrupted .drc files (SPEC §3 bad input): truncations, bit flips, random headers and appended bytes each raise the
+codec's own CodecError within a time bound (the CRC-32 catches payload flips); forged files with a recomputed
+checksum either decode or raise a CodecError, never another exception. 240 files here, 10,000 under `slow`."""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+import zlib
+
+import pytest
+
+from dirac.compression import Chunking, Codec, CodecError, Ladder
+from dirac.compression.bitstream import HEADER
+from tests.compression.conftest import gaussian_source
+
+SECONDS_PER_FILE = 2.0
+
+
+@pytest.fixture(scope="module")
+def made():
+    """A tiny model (the exact 3x8x8 Gaussian denoiser), its codec and one 6-step file."""
+    denoiser, x0 = gaussian_source((3, 8, 8))
+    codec = Codec(denoiser, Ladder(1.0, 0.05, 6), Chunking(6, 2), unit_range=False, channels=3, image_size=8)
+    return codec, codec.encode(x0).data
+
+
+def corrupt(data: bytes, rng: random.Random) -> bytes:
+    """One corruption of `data`: a truncation, 1-8 flipped bits, a random header, random bytes appended or a random file."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return data[: rng.randrange(len(data))]
+    if kind == 1:
+        flipped = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        return bytes(flipped) if bytes(flipped) != data else data[:-1]
+    if kind == 2:
+        return data[:4] + rng.randbytes(HEADER.size - 4) + data[HEADER.size :]
+    if kind == 3:
+        return data + rng.randbytes(rng.randint(1, 16))
+    return rng.randbytes(rng.randrange(80))
+
+
+def forge(data: bytes, rng: random.Random) -> bytes:
+    """Random header fields or payload bytes with the checksum recomputed, as a buggy writer would make them."""
+    fields = list(HEADER.unpack_from(data))
+    payload = data[HEADER.size :]
+    if rng.random() < 0.5:
+        position = rng.randrange(2, len(fields) - 1)  # any field after the version, before the CRC
+        fields[position] = type(fields[position])(rng.choice([0, 1, 2, 7, 255, 65535, rng.getrandbits(16)]))
+    else:
+        payload = rng.randbytes(4 * rng.randint(1, len(payload) // 4 + 2))
+    try:
+        head = HEADER.pack(*fields)[:-4]
+    except struct.error:
+        head = data[: HEADER.size - 4]
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+def run_fuzz(codec: Codec, data: bytes, count: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for trial in range(count):
+        bad = corrupt(data, rng)
+        start = time.perf_counter()
+        with pytest.raises(CodecError):
+            codec.decode_noisy(bad)
+        assert time.perf_counter() - start < SECONDS_PER_FILE, (trial, bad)
+    for trial in range(count // 5):
+        forged = forge(data, rng)
+        start = time.perf_counter()
+        try:
+            codec.decode_noisy(forged)
+        except CodecError:
+            pass
+        assert time.perf_counter() - start < SECONDS_PER_FILE, (trial, forged)
+
+
+def test_the_intact_file_decodes(made):
+    codec, data = made
+    codec.decode_noisy(data)
+
+
+def test_corrupted_files_raise_codec_errors(made):
+    run_fuzz(*made, count=200, seed=0)
+
+
+@pytest.mark.slow
+def test_ten_thousand_corrupted_files_raise_codec_errors(made):
+    run_fuzz(*made, count=10_000, seed=1)
