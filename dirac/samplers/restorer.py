@@ -50,6 +50,10 @@ class Restorer(ABC):
         """Network evaluations per image of one call (0 for a classical method)."""
         return 0
 
+    def prepare(self, degradation: Degradation) -> None:
+        """Raise a clear error, before any work, when this restorer cannot handle `degradation`'s measurement operator,
+        and load what it needs (e.g. a baseline's denoiser); nothing by default."""
+
     def grid(self, param: str) -> list[float]:
         """Candidate values of `param` for tuning and for the perception–distortion curve."""
         raise ValueError(f"{type(self).__name__} has no candidate grid for {param!r}; "

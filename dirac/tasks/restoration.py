@@ -4,6 +4,7 @@ perception–distortion curve (SPEC §1.3b, §1.4, §4)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,14 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch import Tensor
+from torchmetrics import MeanMetric
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
 from dirac.metrics import MetricSuite, psnr
-from dirac.reporting import log_images, log_pd_curve, save_grid, write_pd_curve, write_results
+from dirac.reporting import (log_images, log_pd_curve, log_pd_scatter, save_grid, write_pd_curve, write_pd_scatter,
+                             write_results)
 from dirac.samplers.restorer import Restorer
 from dirac.seeding import image_generators, per_image_normal
 from dirac.tasks.base import Task
@@ -61,19 +64,27 @@ def restoration_generators(seed: int, names: Sequence[str], device: torch.device
     return image_generators(seed, names, "restoration", device)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so wall times around a restorer call measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class RestorationTask(Task):
     """Inverse problems y = A_1(x0) + sigma_1 z (SPEC §1.1): every restorer sees the same y and the same noise.
 
     The measurement noise and each restorer's noise are seeded per image by (seed, image name), so results do not
     change with the batch size, the number of processes or the image order, and `python -m dirac.restore` with
     the same seed reproduces a test output from its y. Restorers come from the method (`restorers`: names, or all
-    it offers) and from `baselines` (restorers built by config, e.g. classical methods); each is a row of one table.
+    it offers) and from `baselines` (restorers built by config, e.g. the SPEC §1.5 comparison baselines, tuned on
+    validation data like the method's); each is a row of one table. `timing` adds each restorer's wall-clock
+    seconds per image (device-synchronised around each call) to the table.
     """
 
     def __init__(self, degradation: Degradation, noise: NoiseSchedule, metrics: Callable[..., MetricSuite],
                  restorers: Sequence[str] | None = None, baselines: dict[str, Restorer] | None = None,
                  curve: CurveSpec | None = None, preview: str | None = None, preview_images: int = 4,
-                 save_images: int | None = None, seed: int = 0, monitor: str = "") -> None:
+                 save_images: int | None = None, seed: int = 0, monitor: str = "", timing: bool = False) -> None:
         self.degradation = degradation
         self.noise = noise
         self.metrics = metrics
@@ -85,6 +96,7 @@ class RestorationTask(Task):
         self.save_images = save_images
         self.seed = int(seed)
         self.monitor = monitor
+        self.timing = bool(timing)
 
     def measure(self, x0: Tensor, names: Sequence[str]) -> Tensor:
         """y = A_1(x0) + sigma_1 z, with image b's z drawn from the generator of (seed, names[b]) (SPEC §1.1)."""
@@ -99,10 +111,14 @@ class RestorationTask(Task):
         return restoration_generators(self.seed, names, device)
 
     def restorers_of(self, method: Method) -> dict[str, Restorer]:
-        """The restorers evaluated: the selected ones the method offers (all by default), then the baselines."""
+        """The restorers evaluated: the selected ones the method offers (all by default), then the baselines with the
+        parameters tuned on validation data (stored in the method's calibration) applied."""
         offered = method.restorers()
         names = list(offered) if self.names is None else self.names
-        return {**{name: offered[name] for name in names}, **self.baselines}
+        baselines = {name: restorer.with_params(**{param: value for param, value in method.calibration.get(name, {}).items()
+                                                   if param in restorer.tuned}) if method.calibration.get(name) else restorer
+                     for name, restorer in self.baselines.items()}
+        return {**{name: offered[name] for name in names}, **baselines}
 
     def check(self, method: Method) -> None:
         """The method must offer restorers, every selected name must exist, and its operators must be the task's."""
@@ -118,6 +134,8 @@ class RestorationTask(Task):
             if name and name not in available:
                 raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of {sorted(available)}")
         self._check_operators(method)
+        for restorer in self.restorers_of(method).values():
+            restorer.prepare(self.degradation)  # e.g. DDRM without an SVD, a baseline's missing denoiser
 
     def _check_operators(self, method: Method) -> None:
         """Refuse a method trained for another degradation or noise than the task measures with."""
@@ -150,11 +168,17 @@ class RestorationTask(Task):
         return evaluation.results
 
     def restore_all(self, restorers: dict[str, Restorer], y: Tensor, names: Sequence[str],
-                    on_curve: Callable[[float, Tensor], None] | None = None) -> dict[str, Tensor]:
+                    on_curve: Callable[[float, Tensor], None] | None = None,
+                    seconds: dict[str, float] | None = None) -> dict[str, Tensor]:
         """Every restorer's output on y; the curve restorer's sweep also gives the curve points (`on_curve`) and the
-        outputs of the restorers that share its pass (e.g. Dirac-DO and Dirac-PO differ in stop_t alone)."""
+        outputs of the restorers that share its pass (e.g. Dirac-DO and Dirac-PO differ in stop_t alone).
+
+        With a `seconds` dict, each restorer's wall time on the batch goes into it: measured around its own call
+        (device-synchronised before and after), or, for the restorers that share the curve pass, that pass's time
+        in proportion to their NFE over the pass's (the pass also computes the curve points' metrics)."""
         generators = lambda: self.generators(names, y.device)  # noqa: E731 - fresh generators for every run
         outputs: dict[str, Tensor] = {}
+        clock = _Clock(y.device, seconds is not None)
         if self.curve is not None and on_curve is not None:
             lead = restorers[self.curve.restorer]
             points = set(self.curve.points(lead))
@@ -168,15 +192,41 @@ class RestorationTask(Task):
                     on_curve(value, output)
                 outputs.update({name: output for name in riders.get(value, [])})
 
-            lead.sweep(y, self.degradation, self.curve.param, sorted(points | set(riders)), consume, generators)
+            with clock:
+                lead.sweep(y, self.degradation, self.curve.param, sorted(points | set(riders)), consume, generators)
+            if seconds is not None:
+                full = max(1, lead.with_params(**{self.curve.param: min(points | set(riders))}).nfe)
+                seconds.update({name: clock.elapsed * restorers[name].nfe / full
+                                for name in (n for names_ in riders.values() for n in names_)})
         for name, restorer in restorers.items():
             if name not in outputs:
-                outputs[name] = restorer(y, self.degradation, generators())
+                with clock:
+                    outputs[name] = restorer(y, self.degradation, generators())
+                if seconds is not None:
+                    seconds[name] = clock.elapsed
         return {name: outputs[name] for name in restorers}
 
     def consistency_input(self, x0_hat: Tensor) -> Tensor:
         """A_1(x0_hat), the measured prediction of the data consistency ||A_1(x0_hat) - y||."""
         return self.degradation.apply(x0_hat, x0_hat.new_ones(x0_hat.shape[0]))
+
+
+class _Clock:
+    """Wall time of a block, the device synchronised before and after it (only when `enabled`)."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.device, self.enabled, self.elapsed = device, enabled, 0.0
+
+    def __enter__(self) -> _Clock:
+        if self.enabled:
+            synchronize(self.device)
+            self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            synchronize(self.device)
+            self.elapsed = time.perf_counter() - self.start
 
 
 class RestorationEvaluation(L.LightningModule):
@@ -196,6 +246,8 @@ class RestorationEvaluation(L.LightningModule):
         self.suite = self.task.metrics().to(self.device)
         self.curve_suite = self.task.metrics(fid=False).to(self.device)  # FID per point would cost an Inception pass each
         self.saved_images = 0
+        self.timers = torch.nn.ModuleDict({name: MeanMetric() for name in self.restorers} if self.task.timing else {})
+        self.timers.to(self.device)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         """The measurement and every restorer on one test batch, plus the curve points."""
@@ -206,7 +258,10 @@ class RestorationEvaluation(L.LightningModule):
         def on_curve(value: float, output: Tensor) -> None:
             self.curve_suite.update(curve_method(value), output, x0, self.task.consistency_input(output), y, names)
 
-        outputs = self.task.restore_all(self.restorers, y, names, on_curve)
+        seconds: dict[str, float] | None = {} if self.task.timing else None
+        outputs = self.task.restore_all(self.restorers, y, names, on_curve, seconds)
+        for name, elapsed in (seconds or {}).items():
+            self.timers[name].update(torch.tensor(elapsed / len(names), device=self.device), weight=len(names))
         for name, output in outputs.items():
             self.suite.update(name, output, x0, self.task.consistency_input(output), y, names)
         self._save_grids(names, [x0, y, *outputs.values()])
@@ -223,6 +278,8 @@ class RestorationEvaluation(L.LightningModule):
         results = self.suite.compute()  # torchmetrics sums the states over DDP ranks
         for name, restorer in self.restorers.items():
             results[name]["nfe"] = float(restorer.nfe)
+            if name in self.timers:
+                results[name]["seconds_per_image"] = float(self.timers[name].compute())
         param = self.task.curve.param if self.task.curve else "stop_t"
         rows = curve_rows(self.curve_suite.compute(), param)
         self.results = results
@@ -237,10 +294,20 @@ class RestorationEvaluation(L.LightningModule):
         """results.md/.csv (notes: metric settings and every restorer's parameters) and the PD curve."""
         notes = {**self.suite.notes, **{f"{name} {key}": f"{value:.3f}" for name, restorer in self.restorers.items()
                                          for key, value in restorer.params.items()}}
+        if self.task.timing:
+            notes["seconds per image"] = ("wall clock around each restorer call, device-synchronised; restorers sharing "
+                                          "the curve pass get its time in proportion to their NFE")
         paths = write_results(results, self.output_dir, stem="results", notes=notes)
         if rows:
             paths.update(write_pd_curve(rows, self.output_dir, x=param, stem="pd_curve"))
             log_pd_curve(self.logger, rows, x=param)
+        if len(results) > 1:
+            try:
+                paths.update(write_pd_scatter(results, rows, self.output_dir, curve_label=self.task.curve and
+                                              f"{self.task.curve.restorer} along {param}"))
+                log_pd_scatter(self.logger, results, rows)
+            except ValueError as error:  # no perception measure in every row: no scatter
+                log.info("no perception–distortion scatter: %s", error)
         return paths
 
 

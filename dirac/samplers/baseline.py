@@ -1,0 +1,182 @@
+"""What the comparison baselines share (SPEC §1.5): tunable parameters with grids, the measurement operator at t = 1,
+the shared denoiser loaded once before any work, per-image noise and step callbacks."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from dirac.degradations.base import Degradation
+from dirac.degradations.noise import NoiseSchedule
+from dirac.degradations.operators import LinearOperator
+from dirac.samplers._checks import check_choice
+from dirac.samplers.restorer import OBJECTIVES, Generators, Restorer
+from dirac.seeding import per_image_normal
+
+Denoise = Callable[[Tensor, Tensor], Tensor]
+IterationCallback = Callable[[int, Tensor], None]  # (iteration, the current estimate of x0)
+TRAIN_HINT = ("train one with `python -m dirac.run experiment=denoiser_embedded` and pass "
+              "denoiser.path=outputs/denoiser_embedded/<time>/checkpoints/denoiser.ckpt, or point denoiser.path at a "
+              "local diffusers directory (denoiser=diffusers)")
+
+
+class SharedDenoiser:
+    """The unconditional denoiser D(x, sigma) of a baseline (SPEC §1.5): a module, or a zero-argument loader (a Hydra
+    `_partial_` of `dirac.denoisers.loading.load_denoiser`) called once, frozen, and moved to the data's device."""
+
+    def __init__(self, source: nn.Module | Callable[[], nn.Module]) -> None:
+        self.source = source
+        self.module: nn.Module | None = source if isinstance(source, nn.Module) else None
+
+    def load(self, method: str) -> nn.Module:
+        """The denoiser module, loaded on first use; a loader without a path is refused with the way to get one."""
+        if self.module is None:
+            path = getattr(self.source, "keywords", {}).get("path", "") if isinstance(self.source, functools.partial) else ""
+            if path is None or path == "":
+                raise FileNotFoundError(f"the {method} baseline needs a denoiser D(x, sigma) but denoiser.path is not "
+                                        f"set: {TRAIN_HINT}")
+            self.module = self.source().eval().requires_grad_(False)
+        return self.module
+
+    def on(self, device: torch.device, method: str) -> nn.Module:
+        """The denoiser on `device` (moved once)."""
+        module = self.load(method)
+        reference = next(iter(module.parameters()), None)
+        reference = next(iter(module.buffers()), None) if reference is None else reference
+        if reference is not None and reference.device != device:
+            module.to(device)
+        return module
+
+
+def as_shared(denoiser: SharedDenoiser | nn.Module | Callable[[], nn.Module] | None) -> SharedDenoiser | None:
+    """A baseline's denoiser argument as a SharedDenoiser (copies of a restorer share one)."""
+    if denoiser is None or isinstance(denoiser, SharedDenoiser):
+        return denoiser
+    return SharedDenoiser(denoiser)
+
+
+def measurement_operator(degradation: Degradation, y: Tensor) -> LinearOperator:
+    """A_1 as an operator on y's device and dtype, one severity shared by the batch (SPEC §1.1: y = A_1(x0) + noise)."""
+    return degradation.operator(y.new_ones(1))
+
+
+def check_generators(generator: Generators, batch: int) -> None:
+    """A sequence of generators must hold one generator per image."""
+    if isinstance(generator, Sequence) and len(generator) != batch:
+        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; pass one per image or one")
+
+
+def gaussian(like: Tensor, generator: Generators) -> Tensor:
+    """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
+    if isinstance(generator, Sequence):
+        return per_image_normal(like.shape, generator, like.device, like.dtype)
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:
+    """EDM's noise levels (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i < N, then 0."""
+    if steps == 1:
+        return [float(sigma_max), 0.0]
+    high, low = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return [(high + index / (steps - 1) * (low - high)) ** rho for index in range(steps)] + [0.0]
+
+
+def per_image(value: Tensor) -> Tensor:
+    """A `(B,)` tensor viewed as `(B, 1, 1, 1)`."""
+    return value.view(-1, 1, 1, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class BaselineRestorer(Restorer):
+    """A comparison baseline (SPEC §1.5) as a restorer: its tunable parameters are the dataclass fields named in
+    `PARAMS`; `tune` names the ones tuned on validation data (in order), `grids` overrides their candidate grids
+    (`DEFAULT_GRIDS`), `objective` is what tuning optimises ("perception": LPIPS, else patch SWD; "distortion": PSNR).
+    """
+
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+    DEFAULT_GRIDS: ClassVar[Mapping[str, Sequence[float]]] = {}
+    METHOD: ClassVar[str] = ""
+    NEEDS_LINEAR: ClassVar[bool] = True
+
+    tune: Sequence[str] = ()
+    grids: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    objective: str = "perception"
+
+    def __post_init__(self) -> None:
+        check_choice("objective", self.objective, OBJECTIVES)
+        object.__setattr__(self, "tune", tuple(str(param) for param in self.tune))
+        object.__setattr__(self, "grids", {str(key): [float(v) for v in values] for key, values in dict(self.grids).items()})
+        for param in (*self.tune, *self.grids):
+            if param not in self.PARAMS:
+                raise ValueError(f"{self.METHOD} has no tunable parameter {param!r}; choose one of {list(self.PARAMS)}")
+        for param in self.PARAMS:
+            value = getattr(self, param)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{self.METHOD}: {param} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, param, float(value))
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The tunable parameters and their values."""
+        return {param: getattr(self, param) for param in self.PARAMS}
+
+    @property
+    def tuned(self) -> tuple[str, ...]:
+        """The parameters to tune on validation data (`tune`)."""
+        return tuple(self.tune)
+
+    def with_params(self, **params: float) -> BaselineRestorer:
+        """This restorer with some tunable parameters replaced."""
+        for param in params:
+            self.check_param(param)
+        return replace(self, **{param: float(value) for param, value in params.items()})
+
+    def grid(self, param: str) -> list[float]:
+        """The candidate values of `param`: `grids[param]`, else the method's default grid."""
+        self.check_param(param)
+        values = self.grids.get(param, self.DEFAULT_GRIDS.get(param))
+        if not values:
+            raise ValueError(f"{self.METHOD} has no candidate grid for {param!r}; set grids.{param}")
+        return sorted(float(value) for value in values)
+
+    def prepare(self, degradation: Degradation) -> None:
+        """Refuse a degradation this method cannot handle (`check_operator`), then load the denoiser, before any work."""
+        if self.NEEDS_LINEAR:
+            if not degradation.linear:
+                raise ValueError(f"{self.METHOD} needs a linear measurement operator, but {type(degradation).__name__} "
+                                 "is not linear")
+            self.check_operator(degradation, degradation.operator(1.0))
+        if "denoiser" in self.__dataclass_fields__:
+            if self.denoiser is None:
+                raise ValueError(f"{self.METHOD} needs a denoiser D(x, sigma): {TRAIN_HINT}")
+            self.denoiser.load(self.METHOD)
+
+    def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
+        """Raise a clear ValueError when this method cannot handle `operator` (none by default)."""
+
+    def __call__(self, y: Tensor, degradation: Degradation, generator: Generators = None) -> Tensor:
+        """The restoration of y (SPEC §1.5)."""
+        return self.run(y, degradation, generator)
+
+    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
+            callback: IterationCallback | None = None) -> Tensor:
+        """The restoration of y, reporting `callback(iteration, estimate)` after each iteration."""
+        raise NotImplementedError
+
+    def _denoiser(self, y: Tensor) -> nn.Module:
+        """The shared denoiser on y's device."""
+        denoiser = getattr(self, "denoiser", None)
+        if denoiser is None:
+            raise ValueError(f"{self.METHOD} needs a denoiser: {TRAIN_HINT}")
+        return denoiser.on(y.device, self.METHOD)
+
+
+def sigma_y(noise: NoiseSchedule, y: Tensor) -> Tensor:
+    """The measurement noise sigma_1 per image, `(B,)`, from the task's noise schedule at t = 1 (SPEC §1.1)."""
+    return noise.sigma(y.new_ones(y.shape[0]))
