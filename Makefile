@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all clean
+.PHONY: setup run test test-all bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,9 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "" $(ARGS)
+
+bench: setup
+	$(PY) experiments/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -24,8 +24,10 @@ class Task(ABC):
         """Lightning callbacks that log this task's view of the method during training."""
         return []
 
-    def calibrate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
-        """Tune the method's parameters on the validation split (nothing by default)."""
+    def calibrate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
+                  output_dir: Path | None = None) -> None:
+        """Tune the method's parameters on the validation split, writing what was searched into output_dir
+        (nothing by default)."""
 
     @abstractmethod
     def evaluate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,

@@ -75,10 +75,6 @@ class DenoisingTask(Task):
             return []
         return [DenoisingPreview(self, self.preview_sigma, self.preview_images)]
 
-    def calibrate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
-                  output_dir: Path | None = None) -> None:
-        """Nothing to tune: the denoiser has no free parameters at test time."""
-
     def noisy(self, x0: Tensor, sigma: float, names: Sequence[str]) -> Tensor:
         """x = x0 + sigma z (VE), image b's z from the generator of (seed, sigma, names[b])."""
         z = per_image_normal(x0.shape, noise_generators(self.seed, sigma, names, x0.device), x0.device, torch.float32)

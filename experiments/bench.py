@@ -1,0 +1,281 @@
+"""`make bench`: what the framework adds over the networks, each line a ratio to a baseline timed in the same run.
+
+    python experiments/bench.py [--device cpu|cuda] [--quick] [--csv bench.csv]
+
+Each measurement is the median of repeated timings (after warm-up; CUDA synchronised around each timing only).
+Lines: batched degradations vs the paper code's structure (a loop over the batch rebuilding the kernel or mask per
+sample); closed-form adjoints and SVD products vs the autograd adjoint; one Dirac reverse step vs the bare network
+forward (and a guided step vs forward + backward); a Lightning training step of each method vs a bare PyTorch loop
+doing the same forward/backward/step; memory of a training step (peak on GPU, parameters + activations on CPU).
+Nothing here is a test: the numbers depend on the machine, the ratios much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from dirac.degradations import BlockSuperResolution, GaussianBlur, GaussianInpainting
+from dirac.degradations.base import Degradation
+from dirac.degradations.noise import GeometricNoise
+from dirac.methods.denoiser import DenoiserModule
+from dirac.methods.dirac import DiracModule, LookAheadLoss
+from dirac.nets import NCSNpp
+from dirac.samplers import DiracSampler
+
+TINY = dict(model_channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,), dropout=0.0)
+BASE = dict(model_channels=128, channel_mult=(1, 1, 2, 2, 2, 2, 2), num_blocks=2, attn_resolutions=(16,), dropout=0.1)
+
+
+@dataclass
+class Line:
+    """One benchmark line: what was measured, the sizes and device, the time and the baseline's, their ratio."""
+
+    name: str
+    setting: str
+    seconds: float
+    baseline: str
+    baseline_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster (> 1) or slower (< 1) than the baseline: baseline time / time."""
+        return self.baseline_seconds / self.seconds
+
+    def row(self) -> dict[str, str]:
+        return {"name": self.name, "setting": self.setting, "seconds": f"{self.seconds:.6g}",
+                "baseline": self.baseline, "baseline_seconds": f"{self.baseline_seconds:.6g}",
+                "speedup": f"{self.ratio:.3f}", "time_over_baseline": f"{1 / self.ratio:.3f}"}
+
+
+def timed(function: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """The median wall time of `function()` over `repeats` runs after `warmup` runs."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        function()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def per_sample(degradation: Degradation, x: Tensor, t: Tensor) -> Tensor:
+    """The reference code's structure: one image at a time, its kernel or mask rebuilt for each."""
+    return torch.cat([degradation.apply(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
+
+
+def degradation_lines(device: torch.device, sizes: list[int], batch: int, repeats: int) -> list[Line]:
+    """Batched severity-parameterised operators vs the per-sample loop (same output, checked)."""
+    lines = []
+    for size in sizes:
+        families = {"gaussian blur": GaussianBlur(3, size), "gaussian inpainting": GaussianInpainting(3, size),
+                    "block super-resolution": BlockSuperResolution(3, size)}
+        x = torch.rand(batch, 3, size, size, device=device)
+        t = torch.rand(batch, device=device)
+        for name, degradation in families.items():
+            degradation = degradation.to(device)
+            with torch.no_grad():
+                torch.testing.assert_close(degradation.apply(x, t), per_sample(degradation, x, t), atol=1e-5, rtol=1e-4)
+                fast = timed(lambda: degradation.apply(x, t), device, repeats)
+                slow = timed(lambda: per_sample(degradation, x, t), device, repeats)
+            lines.append(Line(f"{name}: batched A_t", f"batch {batch}, {size} px, {device}", fast,
+                              "per-sample loop rebuilding the kernel/mask", slow))
+    return lines
+
+
+def operator_lines(device: torch.device, size: int, batch: int, repeats: int) -> list[Line]:
+    """Closed-form adjoint and SVD products of the blur and mask operators vs the autograd adjoint (issue 16)."""
+    lines = []
+    t = torch.full((batch,), 0.7, device=device)
+    y = torch.rand(batch, 3, size, size, device=device)
+    for name, degradation in {"gaussian blur": GaussianBlur(3, size), "gaussian inpainting": GaussianInpainting(3, size)}.items():
+        degradation = degradation.to(device)
+        operator = degradation.operator(t)
+        autograd = timed(lambda: degradation.adjoint(y, t), device, repeats)
+        with torch.no_grad():
+            closed = timed(lambda: operator.A_adjoint(y), device, repeats)
+            svd = operator.svd()
+            products = timed(lambda: svd.U(svd.s * svd.V_T(y)), device, repeats)
+        setting = f"batch {batch}, {size} px, {device}"
+        lines.append(Line(f"{name}: closed-form A^T", setting, closed, "autograd A^T (VJP)", autograd))
+        lines.append(Line(f"{name}: SVD product U s V^T x", setting, products, "autograd A^T (VJP)", autograd))
+    return lines
+
+
+def tiny_dirac(size: int, net: dict, device: torch.device, guidance: str = "none") -> DiracModule:
+    """A Dirac module with an NCSN++ of the given settings at `size` px."""
+    sampler = DiracSampler(dt=0.5, guidance=guidance, output="iterate")
+    return DiracModule(NCSNpp(3, 3, size, **net), GaussianBlur(3, size), GeometricNoise(), LookAheadLoss(0.0),
+                       partial(torch.optim.Adam, lr=1e-4), sampler, sampler).to(device)
+
+
+def sampler_lines(device: torch.device, size: int, batch: int, net: dict, label: str, repeats: int) -> list[Line]:
+    """One Dirac reverse step vs the bare network forward; a guided step vs network forward + backward."""
+    lines = []
+    y = torch.rand(batch, 3, size, size, device=device)
+    t = torch.ones(batch, device=device)
+    for guidance in ("none", "std"):
+        module = tiny_dirac(size, net, device, guidance).eval()
+        step = DiracSampler(dt=1.0, guidance=guidance, output="iterate")  # exactly one full step
+
+        def forward() -> Tensor:
+            with torch.no_grad():
+                return module.phi(y, t)
+
+        def forward_backward() -> Tensor:
+            y_in = y.clone().requires_grad_(True)
+            (module.phi(y_in, t) ** 2).sum().backward()
+            return y_in.grad
+
+        bare = forward if guidance == "none" else forward_backward
+        base_name = "network forward" if guidance == "none" else "network forward + backward"
+        reverse = timed(lambda: step(module.phi, y, module.degradation, module.noise), device, repeats)
+        lines.append(Line(f"Dirac reverse step ({'guided' if guidance != 'none' else 'no guidance'})",
+                          f"{label} NCSN++, batch {batch}, {size} px, {device}", reverse, base_name,
+                          timed(bare, device, repeats)))
+    return lines
+
+
+class StepTimer(L.Callback):
+    """Wall time between consecutive training batch starts (the time of one optimisation step)."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self.starts.append(time.perf_counter())
+
+
+def lightning_step(module: L.LightningModule, loader: DataLoader, steps: int, device: torch.device) -> float:
+    """The median time of one Lightning optimisation step (fit with no logging, checkpointing or validation)."""
+    timer = StepTimer()
+    trainer = L.Trainer(max_steps=steps + 1, accelerator=device.type, devices=1, logger=False, limit_val_batches=0,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[timer])
+    trainer.fit(module, train_dataloaders=loader)
+    return statistics.median(b - a for a, b in zip(timer.starts[2:], timer.starts[3:]))
+
+
+def bare_step(module: L.LightningModule, loss: Callable[[Tensor], Tensor], loader: DataLoader, steps: int,
+              device: torch.device) -> float:
+    """The median time of the same forward/backward/step in a plain PyTorch loop."""
+    optimizer = module.configure_optimizers()
+    times = []
+    batches = iter(loader)
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        x0 = next(batches)["image"].to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss(x0).backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def random_loader(size: int, batch: int, count: int) -> DataLoader:
+    """Batches of random images with names, like the DataModules yield."""
+    items = [{"image": torch.rand(3, size, size), "name": f"{index}"} for index in range(count)]
+    return DataLoader(items, batch_size=batch, shuffle=False)
+
+
+def training_lines(device: torch.device, size: int, batch: int, steps: int) -> list[Line]:
+    """A Lightning optimisation step of each method vs a bare loop doing the same work."""
+    loader = random_loader(size, batch, batch * (steps + 4))
+    setting = f"tiny NCSN++, batch {batch}, {size} px, {device}"
+    lines = []
+    dirac = tiny_dirac(size, TINY, device)
+    lit = lightning_step(dirac, loader, steps, device)
+    bare = bare_step(dirac, lambda x0: dirac.look_ahead_loss(x0, torch.rand(x0.shape[0], device=device)), loader,
+                     steps, device)
+    lines.append(Line("Dirac training step (Lightning)", setting, lit, "bare PyTorch loop", bare))
+    denoiser = DenoiserModule(NCSNpp(3, 3, size, **TINY), partial(torch.optim.Adam, lr=1e-4)).to(device)
+    lit = lightning_step(denoiser, loader, steps, device)
+
+    def denoiser_loss(x0: Tensor) -> Tensor:
+        sigma = denoiser.denoiser.sample_sigma(x0.shape[0], device=device, dtype=torch.float32)
+        return denoiser.edm_loss(x0, sigma, torch.randn_like(x0)).mean()
+
+    lines.append(Line("denoiser training step (Lightning)", setting, lit, "bare PyTorch loop",
+                      bare_step(denoiser, denoiser_loss, loader, steps, device)))
+    return lines
+
+
+def memory_report(device: torch.device, size: int, batch: int) -> list[str]:
+    """Peak memory of a `base` training step on GPU; parameters and saved activations on CPU (meta-free estimate)."""
+    net = BASE if device.type == "cuda" else {**BASE, "dropout": 0.0}
+    module = tiny_dirac(size, net, device)
+    params = sum(p.numel() for p in module.parameters())
+    x0 = torch.rand(batch, 3, size, size, device=device)
+    saved = []
+
+    def pack(tensor: Tensor) -> Tensor:
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = module.look_ahead_loss(x0, torch.rand(batch, device=device))
+    loss.backward()
+    lines = [f"memory: base NCSN++ {params:,} parameters ({params * 4 / 2**20:.0f} MiB float32, Adam state x2 more); "
+             f"activations saved for backward at batch {batch}, {size} px: {sum(saved) / 2**20:.0f} MiB ({device})"]
+    if device.type == "cuda":
+        lines.append(f"memory: peak GPU memory of that training step: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> list[Line]:
+    """Run every benchmark line, print it with its ratio, and write the CSV."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
+    parser.add_argument("--csv", default="bench.csv")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    repeats = 3 if args.quick else 7
+    torch.manual_seed(0)
+    lines = degradation_lines(device, [64] if args.quick else [64, 256], 16, repeats)
+    lines += operator_lines(device, 64 if args.quick else 256, 16, repeats)
+    lines += sampler_lines(device, 32, 16, TINY, "tiny", repeats)
+    if not args.quick:
+        lines += sampler_lines(device, 256 if gpu else 64, 4 if gpu else 2, BASE, "base", 3)
+    lines += training_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12)
+    for line in lines:
+        print(f"{line.name:<44} {line.setting:<40} {line.seconds * 1e3:9.2f} ms   vs {line.baseline}: "
+              f"{line.baseline_seconds * 1e3:9.2f} ms   time/baseline {1 / line.ratio:6.3f}  (speedup {line.ratio:7.2f}x)")
+    for text in memory_report(device, 256 if gpu else 64, 4 if gpu else 2):
+        print(text)
+    with Path(args.csv).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(lines[0].row()))
+        writer.writeheader()
+        writer.writerows(line.row() for line in lines)
+    print(f"written to {args.csv}")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
