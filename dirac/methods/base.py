@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import lightning as L
@@ -39,6 +40,15 @@ class Method(L.LightningModule):
     def restorers(self) -> dict[str, Restorer]:
         """The restorers this method offers the restoration task, by name, with tuned parameters applied."""
         return {}
+
+    def on_train_batch_end(self, outputs: dict, batch: dict, batch_idx: int) -> None:
+        """Stop on a non-finite training loss (every family), checked every `log_every_n_steps`: the step itself
+        never waits for the device."""
+        if (self.global_step % max(1, self.trainer.log_every_n_steps)) == 0:
+            value = float(outputs["loss"].detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {self.global_step}; "
+                                         "lower the learning rate or check the data for NaNs")
 
     def tune(self, restorer: str, param: str, value: float) -> None:
         """Record a parameter of one of this method's restorers tuned on validation data (stored in checkpoints)."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -59,14 +58,6 @@ class DenoiserModule(Method):
         loss = self.edm_loss(x0, sigma, noise).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
-
-    def on_train_batch_end(self, outputs: dict, batch: dict, batch_idx: int) -> None:
-        """Stop on a non-finite loss, checked every `log_every_n_steps` (when Lightning reads the value anyway)."""
-        if (self.global_step % max(1, self.trainer.log_every_n_steps)) == 0:
-            value = float(outputs["loss"].detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss became {value} at step {self.global_step}; "
-                                         "lower the learning rate or check the data for NaNs")
 
     def validation_noise(self, x0: Tensor, names: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Per-image (sigma, n) of the validation loss, drawn from the generator of (val_seed, image name)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -86,14 +85,6 @@ class DiracModule(Method):
         loss = self.look_ahead_loss(x0, torch.rand(x0.shape[0], device=x0.device))
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
-
-    def on_train_batch_end(self, outputs: dict, batch: dict, batch_idx: int) -> None:
-        """Stop on a non-finite loss, checked every `log_every_n_steps` (when Lightning reads the value anyway)."""
-        if (self.global_step % max(1, self.trainer.log_every_n_steps)) == 0:
-            value = float(outputs["loss"].detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss became {value} at step {self.global_step}; "
-                                         "lower the learning rate or check the data for NaNs")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """Validation loss at severities and noise seeded by (val_seed, rank, batch index)."""
