@@ -4,7 +4,6 @@ file sizes, one PNG per rho (and MMSE), bad images and foreign files skipped or 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
