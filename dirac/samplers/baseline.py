@@ -37,8 +37,8 @@ class SharedDenoiser:
     def load(self, method: str) -> nn.Module:
         """The denoiser module, loaded on first use; a loader without a path is refused with the way to get one."""
         if self.module is None:
-            path = getattr(self.source, "keywords", {}).get("path", "") if isinstance(self.source, functools.partial) else ""
-            if path is None or path == "":
+            keywords = self.source.keywords if isinstance(self.source, functools.partial) else {}
+            if "path" in keywords and keywords["path"] in (None, ""):
                 raise FileNotFoundError(f"the {method} baseline needs a denoiser D(x, sigma) but denoiser.path is not "
                                         f"set: {TRAIN_HINT}")
             self.module = self.source().eval().requires_grad_(False)
