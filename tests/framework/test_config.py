@@ -42,7 +42,12 @@ def check_denoiser_experiment(cfg, method, task) -> None:
     from dirac.tasks.denoising import DenoisingTask
 
     assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
-    assert isinstance(task, DenoisingTask) and task.sigmas == sorted(task.sigmas) and min(task.sigmas) > 0
+    if cfg.name.startswith("rcc_"):  # the denoiser judged as an RCC codec (issue 18)
+        from dirac.tasks.compression import CompressionTask
+
+        assert isinstance(task, CompressionTask) and task.steps[-1] <= task.ladder.levels and task.rhos
+    else:
+        assert isinstance(task, DenoisingTask) and task.sigmas == sorted(task.sigmas) and min(task.sigmas) > 0
     assert method.family == "denoiser" and isinstance(method.denoiser, EDMDenoiser)
     assert method.signature()["data"]["image_size"] == cfg.data.image_size
     assert cfg.callbacks.ema._target_.endswith("EMAWeightAveraging")

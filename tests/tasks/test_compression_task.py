@@ -1,0 +1,156 @@
+"""The compression task (issue 18 item 5): real .drc files per rate whose sizes are the reported bpp, prefix files equal
+to direct encodings, rates and decoders ordered as the theory says, JPEG on the same images (matched within the RCC
+file size), results that do not depend on the batch size, curves written; and the rcc_embedded pipeline end to end
+(train a tiny denoiser briefly, evaluate, re-evaluate its checkpoint with mode=test)."""
+
+from __future__ import annotations
+
+import csv
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from dirac.compression import Chunking, Codec, Ladder
+from dirac.denoisers import GaussianDenoiser
+from dirac.methods.base import Method
+from dirac.metrics import MetricSuite
+from dirac.tasks.compression import CompressionTask, jpeg_roundtrip
+from tests.tasks.test_restoration import CropData
+
+STEPS, LADDER, CHUNKING = (3, 6), Ladder(2.0, 0.05, 6), Chunking(6, 2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class GaussianMethod(Method):
+    """A method whose denoiser is the exact one of N(0.5, 0.05 I): decoding at rho = 2 equals Tweedie's MMSE."""
+
+    family = "denoiser"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.denoiser = GaussianDenoiser(0.5, 0.05)
+
+
+def make_task(**options) -> CompressionTask:
+    metrics = partial(MetricSuite, lpips_net=None, fid=False, swd_projections=32, swd_patches_per_image=32)
+    settings = dict(steps=STEPS, rhos=(1.0, 2.0), ladder=LADDER, chunking=CHUNKING, ode_steps=16,
+                    jpeg_qualities=(10, 50, 90), save_images=1)
+    return CompressionTask(metrics, **{**settings, **options})
+
+
+def evaluate(task: CompressionTask, data, out: Path) -> dict:
+    import lightning as L
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return task.evaluate(GaussianMethod(), trainer, data, out)
+
+
+class FourCrops(CropData):
+    """The first four named 16 px crops."""
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__(batch_size)
+        self.items = self.items[:4]
+
+
+def test_files_rates_decoders_and_jpeg_on_the_gaussian_model(tmp_path: Path):
+    task = make_task()
+    task.check(GaussianMethod())
+    results = evaluate(task, FourCrops(4), tmp_path / "four")
+    names = [item["name"] for item in FourCrops(4).items]
+    for k in STEPS:  # the reported bpp is the mean over the files on disk, every byte counted
+        sizes = [(tmp_path / "four" / "files" / f"{Path(n).stem}_k{k:02d}.drc").stat().st_size for n in names]
+        assert results[f"rcc_k{k:02d}_mmse"]["bpp"] == pytest.approx(np.mean([8 * s / 256 for s in sizes]), rel=1e-9)
+    image = FourCrops(4).items[0]["image"]
+    direct = Codec(GaussianDenoiser(0.5, 0.05), LADDER, CHUNKING).encode(image, steps=3).data
+    assert (tmp_path / "four" / "files" / "crop_0_k03.drc").read_bytes() == direct  # a prefix is the 3-step encoding
+    low, high = results["rcc_k03_mmse"], results["rcc_k06_mmse"]
+    assert high["bpp"] > low["bpp"] and high["psnr"] > low["psnr"] + 1.0
+    for k in STEPS:  # exact Gaussian denoiser: the rho = 2 ODE is the MMSE estimate; rho = 1 trades PSNR for realism
+        assert results[f"rcc_k{k:02d}_rho200"]["psnr"] == pytest.approx(results[f"rcc_k{k:02d}_mmse"]["psnr"], abs=0.1)
+        assert results[f"rcc_k{k:02d}_rho100"]["psnr"] < results[f"rcc_k{k:02d}_mmse"]["psnr"]
+        assert results[f"rcc_k{k:02d}_rho100"]["encode_seconds"] > 0 and results[f"rcc_k{k:02d}_rho100"]["decode_seconds"] > 0
+        matched = results[f"jpeg_at_k{k:02d}"]
+        assert matched["bpp"] <= results[f"rcc_k{k:02d}_mmse"]["bpp"] or matched["quality"] == 10
+    jpeg = [results[f"jpeg_q{q:03d}"] for q in (10, 50, 90)]
+    assert [row["bpp"] for row in jpeg] == sorted(row["bpp"] for row in jpeg)
+    assert [row["psnr"] for row in jpeg] == sorted(row["psnr"] for row in jpeg)
+    one = evaluate(make_task(), FourCrops(1), tmp_path / "one")  # batch size 1: the same numbers
+    for row, values in results.items():
+        for metric, value in values.items():
+            if not metric.endswith("seconds"):
+                assert one[row][metric] == pytest.approx(value, rel=1e-6, abs=1e-9), (row, metric)
+    with open(tmp_path / "four" / "rd_curve.csv", newline="") as handle:
+        points = list(csv.DictReader(handle))
+    assert {point["method"] for point in points} == set(results) and {"RCC rho=1", "RCC MMSE", "JPEG"} <= \
+        {point["rd_series"] for point in points}
+    for name in ("rd_curve.png", "dp_curve.png", "dp_curve.csv", "results.md", "images/crop_0.png"):
+        assert (tmp_path / "four" / name).stat().st_size > 0
+    assert "rcc_k06_rho100" in (tmp_path / "four" / "results.md").read_text()
+
+
+def test_a_folder_of_full_size_images_of_any_shape(tmp_path: Path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (12, 20), dtype=np.uint8)).save(folder / "wide.png")   # grey, 20x12
+    Image.fromarray(rng.integers(0, 255, (24, 8), dtype=np.uint8)).save(folder / "tall.png")    # grey, 8x24
+    (folder / "notes.txt").write_text("not an image")
+    results = evaluate(make_task(images=str(folder), steps=(2,), jpeg_qualities=(50,)), None, tmp_path / "out")
+    assert (tmp_path / "out" / "files" / "wide_k02.drc").is_file() and (tmp_path / "out" / "files" / "tall_k02.drc").is_file()
+    assert {"rcc_k02_mmse", "jpeg_q050", "jpeg_at_k02"} <= set(results)
+    with pytest.raises(FileNotFoundError, match="task.images=.*missing"):
+        evaluate(make_task(images=str(tmp_path / "missing")), None, tmp_path / "bad")
+
+
+def test_jpeg_roundtrip_and_misfits_refused():
+    ramp = torch.linspace(0, 1, 16)
+    image = torch.stack([ramp[None, :].expand(16, 16), ramp[:, None].expand(16, 16), 0.5 * torch.ones(16, 16)])
+    decoded, size = jpeg_roundtrip(image, 90)
+    assert decoded.shape == image.shape and size > 100 and float((decoded - image).abs().max()) < 0.05
+    grey, _ = jpeg_roundtrip(image[:1], 90)
+    assert grey.shape == (1, 16, 16) and float((grey - image[:1]).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="JPEG takes 1- or 3-channel"):
+        jpeg_roundtrip(torch.rand(2, 8, 8), 50)
+    with pytest.raises(ValueError, match="needs a method with a denoiser"):
+        make_task().check(Method())
+    with pytest.raises(ValueError, match=r"task.steps .* 1..6"):
+        make_task(steps=(7,))
+    with pytest.raises(ValueError, match="jpeg_qualities"):
+        make_task(jpeg_qualities=(0,))
+
+
+def test_rcc_embedded_trains_briefly_evaluates_and_mode_test_reproduces_it(tmp_path: Path):
+    from dirac.pipeline import run
+    from tests.framework.conftest import compose_config
+
+    tiny = ["experiment=rcc_embedded", "logger=csv", "metrics=offline", "data.image_size=16", "data.batch_size=4",
+            "data.eval_batch_size=2", "trainer.max_steps=2", "trainer.val_check_interval=2",
+            "+trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
+            "callbacks.model_checkpoint.every_n_train_steps=2", "task.steps=[2,3]", "task.ladder.levels=4",
+            "task.ladder.sigma_min=0.2", "task.chunking.chunk_kl=6", "task.ode_steps=3", "task.rhos=[1,2]",
+            "task.jpeg_qualities=[20,80]", "metrics.swd_projections=16",
+            "metrics.swd_patches_per_image=16", "task.monitor=rcc_k03_mmse/psnr"]
+    try:
+        outcome = run(compose_config(tiny, tmp_path / "outputs" / "train"))
+        again = run(compose_config([*tiny, "mode=test", f"ckpt_path={outcome['checkpoint']}"],
+                                   tmp_path / "outputs" / "test"))
+    finally:
+        GlobalHydra.instance().clear()
+    assert outcome["checkpoint"].endswith("denoiser.ckpt") and outcome["monitored"] is not None
+    for row in ("rcc_k02_rho100", "rcc_k03_mmse", "jpeg_q020", "jpeg_at_k03"):
+        assert again["results"][row]["psnr"] == pytest.approx(outcome["results"][row]["psnr"], abs=1e-4), row
+        assert again["results"][row]["bpp"] == outcome["results"][row]["bpp"], row
+    assert len(list((tmp_path / "outputs" / "test" / "files").glob("*.drc"))) == 2 * 2
