@@ -6,7 +6,8 @@ Each measurement is the median of repeated timings (after warm-up; CUDA synchron
 Lines: batched degradations vs the paper code's structure (a loop over the batch rebuilding the kernel or mask per
 sample); closed-form adjoints and SVD products vs the autograd adjoint; one Dirac reverse step vs the bare network
 forward (and a guided step vs forward + backward); a Lightning training step of each method vs a bare PyTorch loop
-doing the same forward/backward/step; memory of a training step (peak on GPU, parameters + activations on CPU).
+doing the same forward/backward/step; RCC encode / decode seconds per image vs the denoiser calls they need, and
+the PFR search's candidates per second vs bare randn + matvec of the same blocks; memory of a training step (peak on GPU, parameters + activations on CPU).
 Nothing here is a test: the numbers depend on the machine, the ratios much less.
 """
 
@@ -223,6 +224,50 @@ def training_lines(device: torch.device, size: int, batch: int, steps: int) -> l
     return lines
 
 
+def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
+    """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, and the PFR search's
+    candidates scored per second vs the bare randn + matvec of the same candidates in the same run."""
+    from dirac.compression import Chunking, Codec, Ladder, pfr_select
+    from dirac.denoisers import EDMDenoiser
+    from dirac.samplers.pf_ode import score_scaled_pf_ode
+
+    torch.manual_seed(0)
+    denoiser = EDMDenoiser(NCSNpp(3, 3, size, **TINY)).to(device).eval()
+    prng = "cuda" if device.type == "cuda" else "cpu"
+    ladder, chunking, ode_steps = Ladder(2.0, 0.05, 8), Chunking(8, 2), 8
+    codec = Codec(denoiser, ladder, chunking, seed=0, prng=prng)
+    x0 = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    encoding = codec.encode(x0)
+    x = x0[None]
+
+    def network_calls(count: int) -> Callable[[], object]:
+        return lambda: [denoiser(x, x.new_full((1,), 0.5)) for _ in range(count)]
+
+    with torch.no_grad():
+        encode = timed(lambda: codec.encode(x0), device, repeats, warmup=1)
+        encode_net = timed(network_calls(ladder.levels - 1), device, repeats, warmup=1)
+        decode = timed(lambda: score_scaled_pf_ode(denoiser, codec.decode_noisy(encoding.data)[0][None],
+                                                   encoding.sigma, 1.0, ode_steps), device, repeats, warmup=1)
+        decode_net = timed(network_calls(ladder.levels - 1 + 2 * ode_steps - 1), device, repeats, warmup=1)
+    setting = f"tiny NCSN++, 3x{size}x{size}, {ladder.levels} steps, {8 * len(encoding.data) / size**2:.2f} bpp, {device}"
+    lines = [Line("RCC encode (seconds / image)", setting, encode, f"its {ladder.levels - 1} denoiser calls", encode_net),
+             Line("RCC decode, PF-ODE (seconds / image)", f"{setting}, {ode_steps} Heun steps", decode,
+                  "its denoiser calls", decode_net)]
+    for log2, dims in ((10, 256), (16, 64)):  # one block; 16 blocks of 4096
+        count, block = 2**log2, min(2**chunking.block_log2, 2**log2)
+        mu = torch.randn(dims, generator=torch.Generator().manual_seed(1)).to(prng)
+        search = timed(lambda: pfr_select(mu, 0, 0, 0, count, block), torch.device(prng), repeats)
+
+        def bare() -> Tensor:
+            return [torch.randn(block, dims, device=prng) @ mu for _ in range(count // block)]
+
+        baseline = timed(bare, torch.device(prng), repeats)
+        lines.append(Line("RCC PFR search (candidates scored)", f"K=2^{log2}, {dims} dims, blocks of {block}, "
+                          f"{count / search / 1e6:.2f} M cand/s, {prng}", search,
+                          "bare randn + matvec, same block", baseline))
+    return lines
+
+
 def memory_report(device: torch.device, size: int, batch: int) -> list[str]:
     """Peak memory of a `base` training step on GPU; parameters and saved activations on CPU (meta-free estimate)."""
     net = BASE if device.type == "cuda" else {**BASE, "dropout": 0.0}
@@ -264,6 +309,7 @@ def main(argv: list[str] | None = None) -> list[Line]:
     if not args.quick:
         lines += sampler_lines(device, 256 if gpu else 64, 4 if gpu else 2, BASE, "base", 3)
     lines += training_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12)
+    lines += compression_lines(device, 32, repeats)
     for line in lines:
         print(f"{line.name:<44} {line.setting:<40} {line.seconds * 1e3:9.2f} ms   vs {line.baseline}: "
               f"{line.baseline_seconds * 1e3:9.2f} ms   time/baseline {1 / line.ratio:6.3f}  (speedup {line.ratio:7.2f}x)")
