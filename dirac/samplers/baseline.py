@@ -17,7 +17,6 @@ from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator
 from dirac.samplers._checks import check_choice
 from dirac.samplers.restorer import OBJECTIVES, Generators, Restorer
-from dirac.seeding import per_image_normal
 
 Denoise = Callable[[Tensor, Tensor], Tensor]
 IterationCallback = Callable[[int, Tensor], None]  # (iteration, the current estimate of x0)
@@ -61,22 +60,17 @@ def as_shared(denoiser: SharedDenoiser | nn.Module | Callable[[], nn.Module] | N
     return SharedDenoiser(denoiser)
 
 
+def check_sigma_ladder(method: str, steps: int, sigma_min: float, sigma_max: float) -> int:
+    """The step count of a sampler's sigma ladder, after checking steps >= 1 and 0 < sigma_min < sigma_max."""
+    if int(steps) < 1 or not 0 < sigma_min < sigma_max:
+        raise ValueError(f"{method} needs steps >= 1 and 0 < sigma_min < sigma_max, got steps {steps}, "
+                         f"sigma_min {sigma_min}, sigma_max {sigma_max}")
+    return int(steps)
+
+
 def measurement_operator(degradation: Degradation, y: Tensor) -> LinearOperator:
     """A_1 as an operator on y's device and dtype, one severity shared by the batch (SPEC §1.1: y = A_1(x0) + noise)."""
     return degradation.operator(y.new_ones(1))
-
-
-def check_generators(generator: Generators, batch: int) -> None:
-    """A sequence of generators must hold one generator per image."""
-    if isinstance(generator, Sequence) and len(generator) != batch:
-        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; pass one per image or one")
-
-
-def gaussian(like: Tensor, generator: Generators) -> Tensor:
-    """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
-    if isinstance(generator, Sequence):
-        return per_image_normal(like.shape, generator, like.device, like.dtype)
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
 def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:

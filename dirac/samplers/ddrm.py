@@ -25,9 +25,9 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, SVDOperator, default_rtol
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_generators,
-                                     gaussian, karras_sigmas, measurement_operator, per_image, sigma_y)
-from dirac.samplers.restorer import Generators
+from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
+                                     karras_sigmas, measurement_operator, per_image, sigma_y)
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like
 
 DATA_CENTRE = 0.5  # x_T is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 
@@ -56,12 +56,9 @@ class DDRM(BaselineRestorer):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "denoiser", as_shared(self.denoiser))
-        if int(self.steps) < 1 or not 0 < self.sigma_min < self.sigma_max:
-            raise ValueError(f"DDRM needs steps >= 1 and 0 < sigma_min < sigma_max, got steps {self.steps}, "
-                             f"sigma_min {self.sigma_min}, sigma_max {self.sigma_max}")
         if self.eta > 1:
             raise ValueError(f"DDRM needs 0 <= eta <= 1, got {self.eta}")
-        object.__setattr__(self, "steps", int(self.steps))
+        object.__setattr__(self, "steps", check_sigma_ladder("DDRM", self.steps, self.sigma_min, self.sigma_max))
 
     @property
     def nfe(self) -> int:
@@ -97,14 +94,14 @@ class DDRM(BaselineRestorer):
         c = noise_y * s_inv  # sigma_y / s where s is kept
         safe_noise = noise_y.clamp_min(torch.finfo(y.dtype).tiny)
         sigmas = karras_sigmas(self.steps, self.sigma_max, self.sigma_min, self.rho)
-        x = DATA_CENTRE + sigmas[0] * gaussian(y, generator)
+        x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
         keep_direction = (1 - self.eta**2) ** 0.5
         with autocast_network_only(y.device.type) as under_autocast:
             denoise = under_autocast(denoiser)
             for index, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
                 x0_hat = denoise(x, y.new_full((y.shape[0],), sigma))
                 x0_bar, x_bar = svd.V_T(x0_hat), svd.V_T(x)
-                z = gaussian(y, generator) if sigma_next > 0 else torch.zeros_like(y)
+                z = gaussian_like(y, generator) if sigma_next > 0 else torch.zeros_like(y)
                 missing = x0_bar + keep_direction * sigma_next * (x_bar - x0_bar) / sigma + self.eta * sigma_next * z
                 less_noisy = (x0_bar + keep_direction * sigma_next * (uty - s * x0_bar) / safe_noise
                               + self.eta * sigma_next * z)

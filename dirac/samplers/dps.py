@@ -24,9 +24,9 @@ from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_generators,
-                                     gaussian, karras_sigmas, per_image)
-from dirac.samplers.restorer import Generators
+from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
+                                     karras_sigmas, per_image)
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like
 
 DATA_CENTRE = 0.5
 
@@ -56,10 +56,7 @@ class DPS(BaselineRestorer):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "denoiser", as_shared(self.denoiser))
-        if int(self.steps) < 1 or not 0 < self.sigma_min < self.sigma_max:
-            raise ValueError(f"DPS needs steps >= 1 and 0 < sigma_min < sigma_max, got steps {self.steps}, "
-                             f"sigma_min {self.sigma_min}, sigma_max {self.sigma_max}")
-        object.__setattr__(self, "steps", int(self.steps))
+        object.__setattr__(self, "steps", check_sigma_ladder("DPS", self.steps, self.sigma_min, self.sigma_max))
 
     @property
     def nfe(self) -> int:
@@ -74,7 +71,7 @@ class DPS(BaselineRestorer):
         denoiser = self._denoiser(y)
         y = _trackable(y.float().detach())
         sigmas = karras_sigmas(self.steps, self.sigma_max, self.sigma_min, self.rho)
-        x = DATA_CENTRE + sigmas[0] * gaussian(y, generator)
+        x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
         tiny = torch.finfo(y.dtype).tiny
         with autocast_network_only(y.device.type) as under_autocast:
             denoise = under_autocast(denoiser)
@@ -89,7 +86,7 @@ class DPS(BaselineRestorer):
                     ratio = sigma_next**2 / sigma**2
                     x = x0_hat + ratio * (x.detach() - x0_hat)
                     if sigma_next > 0:
-                        x = x + sigma_next * (1 - ratio) ** 0.5 * gaussian(y, generator)
+                        x = x + sigma_next * (1 - ratio) ** 0.5 * gaussian_like(y, generator)
                     norm = residual.detach().flatten(1).norm(dim=1).clamp_min(tiny)
                     x = x - per_image(self.zeta / norm) * grad
                 if callback is not None:

@@ -9,10 +9,24 @@ import torch
 from torch import Tensor
 
 from dirac.degradations.base import Degradation
+from dirac.seeding import per_image_normal
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 OutputConsumer = Callable[[float, Tensor], None]
 OBJECTIVES = ("distortion", "perception")
+
+
+def check_generators(generator: Generators, batch: int) -> None:
+    """A sequence of generators must hold one generator per image."""
+    if isinstance(generator, Sequence) and len(generator) != batch:
+        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; pass one per image or one")
+
+
+def gaussian_like(like: Tensor, generator: Generators) -> Tensor:
+    """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
+    if isinstance(generator, Sequence):
+        return per_image_normal(like.shape, generator, like.device, like.dtype)
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
 class Restorer(ABC):

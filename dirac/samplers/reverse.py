@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -13,9 +13,8 @@ from torch import Tensor
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.precision import autocast_network_only
-from dirac.seeding import per_image_normal
 from dirac.samplers._checks import check_choice, check_interval
-from dirac.samplers.restorer import Generators
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like
 from dirac.samplers.incremental import INCREMENTAL_VARIANTS, TIME_EPS, incremental_reconstruction
 
 Phi = Callable[[Tensor, Tensor], Tensor]
@@ -69,20 +68,6 @@ def time_grid(dt: float, stop_t: float = 0.0) -> list[tuple[float, float]]:
 def _per_image(values: Tensor) -> Tensor:
     """A `(B,)` tensor viewed as `(B, 1, 1, 1)` to scale a batch of images."""
     return values.view(-1, 1, 1, 1)
-
-
-def _check_generators(generator: Generators, batch: int) -> None:
-    """A sequence of generators must hold one generator per image."""
-    if isinstance(generator, Sequence) and len(generator) != batch:
-        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; "
-                         "pass one per image or a single one")
-
-
-def _noise(like: Tensor, generator: Generators) -> Tensor:
-    """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
-    if isinstance(generator, Sequence):
-        return per_image_normal(like.shape, generator, like.device, like.dtype)
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
 def _predict(phi: Phi, y_t: Tensor, times: Tensor) -> Tensor:
@@ -164,7 +149,7 @@ class DiracSampler:
     ) -> Tensor:
         """Reverse the degradation process from the measurement y = y_1; the last x0_hat or iterate (SPEC §1.3)."""
         degradation.check_image(y)
-        _check_generators(generator, y.shape[0])
+        check_generators(generator, y.shape[0])
         grid = time_grid(self.dt, self.stop_t)
         num_steps = len(time_grid(self.dt))
         with autocast_network_only(y.device.type) as under_autocast:
@@ -194,7 +179,7 @@ class DiracSampler:
         reconstruction = incremental_reconstruction(
             self.incremental, degradation, x0_hat, y_hat, t, t - t_next, self.small_delta)
         denoising = _per_image(released / var_t) * (y_hat - y_t)
-        y_next = y_t + reconstruction + denoising + _per_image(released.sqrt()) * _noise(y_t, generator)
+        y_next = y_t + reconstruction + denoising + _per_image(released.sqrt()) * gaussian_like(y_t, generator)
         if ascent is not None:
             y_next = y_next - _per_image(released) * ascent
         return x0_hat, y_next
