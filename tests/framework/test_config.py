@@ -12,6 +12,8 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from dirac.checkpoints import save_checkpoint
+from dirac.pipeline import model_config
 from tests.framework.conftest import CONF, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
@@ -56,13 +58,26 @@ def check_denoiser_experiment(cfg, method, task) -> None:
 FAMILY_CHECKS = {"dirac": check_dirac_experiment, "denoiser": check_denoiser_experiment}
 
 
+@pytest.fixture(scope="module")
+def denoiser_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny 32 px denoiser checkpoint: what the comparisons' baselines load when the task checks them."""
+    cfg = compose_config(["experiment=denoiser_embedded", "net=tiny", "data.image_size=32"],
+                         tmp_path_factory.mktemp("denoiser") / "run")
+    module = instantiate(cfg.model)
+    module.run_config = model_config(cfg)
+    return save_checkpoint(module, tmp_path_factory.mktemp("denoiser") / "denoiser.ckpt")
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path):
-    cfg = compose_config([f"experiment={experiment}", "net=tiny", "data.image_size=32"], tmp_path / experiment)
+def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path, denoiser_checkpoint):
+    prior = [f"denoiser.path={denoiser_checkpoint}"] if experiment.startswith("compare_") else []
+    cfg = compose_config([f"experiment={experiment}", "net=tiny", "data.image_size=32", *prior], tmp_path / experiment)
     assert cfg.name == experiment
     method, task = instantiate(cfg.model), instantiate(cfg.task)
     task.check(method)
     FAMILY_CHECKS[method.family](cfg, method, task)
+    if experiment.startswith("compare_"):  # every baseline is a row of the same table
+        assert {"dps", "ddrm", "pnp_admm", "admm_tv"} <= set(task.restorers_of(method))
 
 
 def test_the_method_bundle_brings_only_its_own_groups(tmp_path):
