@@ -35,12 +35,14 @@ class BlockSuperResolution(ScheduledDegradation):
 
     def apply_at(self, x: Tensor, c: Tensor) -> Tensor:
         """Sum over block sizes 2^k of the hat weight max(0, 1 - |c - k|) times the block-average image."""
-        pyramid = [x]
+        weights = self.level_weights(c).to(x.dtype)
+        blended = weights[:, 0, None, None, None] * x
         pooled = x
         for level in range(1, len(self.levels)):
             pooled = F.avg_pool2d(pooled, 2)
-            pyramid.append(pooled.repeat_interleave(2**level, dim=-2).repeat_interleave(2**level, dim=-1))
-        return torch.einsum("kbchw,bk->bchw", torch.stack(pyramid), self.level_weights(c))
+            shown = F.interpolate(pooled, scale_factor=2**level, mode="nearest")  # each mean over its block
+            blended = blended + weights[:, level, None, None, None] * shown
+        return blended
 
     def level_weights(self, c: Tensor) -> Tensor:
         """Hat weights `(B, levels)` max(0, 1 - |c - k|) of the block-average operators of size 2^k."""
