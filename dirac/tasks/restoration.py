@@ -133,6 +133,8 @@ class RestorationTask(Task):
         for role, name in (("curve", self.curve and self.curve.restorer), ("preview", self.preview)):
             if name and name not in available:
                 raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of {sorted(available)}")
+        if self.curve is not None:
+            self.curve.points(self.restorers_of(method)[self.curve.restorer])  # an unknown parameter fails now
         self._check_operators(method)
         for restorer in self.restorers_of(method).values():
             restorer.prepare(self.degradation)  # e.g. DDRM without an SVD, a baseline's missing denoiser

@@ -121,6 +121,9 @@ def test_misfits_are_refused_by_name():
         make_task(module, restorers=["dirac_mmse"]).check(module)
     with pytest.raises(ValueError, match="curve restorer 'dirac_po' is not evaluated"):
         make_task(module, restorers=["dirac_do"]).check(module)
+    with pytest.raises(ValueError, match="no tunable parameter 'rho'.*stop_t"):
+        RestorationTask(GaussianBlur(3, 16, reference_size=32), GeometricNoise(), None,
+                        curve=CurveSpec("dirac_po", param="rho")).check(module)
 
     class Generator(Method):
         family = "rgm"
