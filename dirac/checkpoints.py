@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "dirac"
 FORMAT_VERSION = 2
-# Classes outside dirac.* that a stored config may name: the optimisers of the method configs.
-ALLOWED_EXTERNAL = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RAdam"})
+# Classes outside dirac.* that a stored config may name: the optimisers and schedules of the method configs.
+ALLOWED_EXTERNAL = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RAdam",
+                              "torch.optim.lr_scheduler.OneCycleLR", "torch.optim.lr_scheduler.CosineAnnealingLR"})
 # Format 1 (before methods and tasks were split): module paths that moved, and evaluation settings now the task's.
 V1_TARGETS = {"dirac.models.DiracModule": "dirac.methods.dirac.DiracModule",
               "dirac.models.LookAheadLoss": "dirac.methods.dirac.LookAheadLoss"}

@@ -6,6 +6,7 @@ import math
 from typing import ClassVar
 
 import lightning as L
+import torch
 from torch import nn
 
 from dirac.checkpoints import FORMAT_VERSION, METADATA_KEY, read_metadata
@@ -32,6 +33,15 @@ class Method(L.LightningModule):
     def signature(self) -> dict:
         """What the weights are only valid for (operators, noise, image geometry); empty by default."""
         return {}
+
+    def optimization(self, parameters) -> torch.optim.Optimizer | dict:
+        """The configured optimiser over `parameters` and, when `scheduler_factory` is set, its learning-rate
+        schedule stepped every optimisation step (e.g. OneCycleLR over trainer.max_steps)."""
+        optimizer = self.optimizer_factory(parameters)
+        scheduler = getattr(self, "scheduler_factory", None)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler(optimizer), "interval": "step"}}
 
     def backbone(self) -> nn.Module | None:
         """The network whose speed options apply (channels-last, torch.compile); None when there is none."""

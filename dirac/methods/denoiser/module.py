@@ -75,7 +75,7 @@ class DenoiserModule(Method):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The configured optimiser (Adam by default) on the denoiser's parameters."""
-        return self.optimizer_factory(self.denoiser.parameters())
+        return self.optimization(self.denoiser.parameters())
 
     def signature(self) -> dict:
         """Image geometry, data range and preconditioning the weights are only valid for."""

@@ -41,6 +41,7 @@ class DiracModule(Method):
         sampler_do: DiracSampler,
         sampler_po: DiracSampler,
         val_seed: int = 0,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         super().__init__()
         self.phi_net = ResidualX0(net)
@@ -48,6 +49,7 @@ class DiracModule(Method):
         self.noise = noise
         self.loss = loss
         self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.samplers = {"do": sampler_do, "po": sampler_po}
         self.val_seed = int(val_seed)
 
@@ -95,9 +97,9 @@ class DiracModule(Method):
         loss = self.look_ahead_loss(x0, t, generator)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=x0.shape[0])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam on the network parameters (SPEC §1.3b: lr 1e-4, no schedule)."""
-        return self.optimizer_factory(self.phi_net.parameters())
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        """Adam on the network parameters (SPEC §1.3b: lr 1e-4, no schedule; a schedule when configured)."""
+        return self.optimization(self.phi_net.parameters())
 
     def signature(self) -> dict:
         """Degradation, noise and image geometry a checkpoint is only valid for."""

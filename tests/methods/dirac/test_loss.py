@@ -58,3 +58,23 @@ def test_the_clean_loss_never_applies_the_identity_a0():
     assert fade.calls == 0
     LookAheadLoss(0.05)(x0 + 0.1, x0, torch.rand(3), fade, GeometricNoise())
     assert fade.calls == 2
+
+
+def test_a_configured_schedule_steps_the_learning_rate_every_optimisation_step():
+    from functools import partial
+
+    from dirac.degradations import GaussianBlur
+    from dirac.methods.dirac import DiracModule
+    from dirac.nets import NCSNpp
+    from dirac.samplers import DiracSampler
+
+    net = NCSNpp(3, 3, 16, model_channels=8, channel_mult=(1,), num_blocks=1, attn_resolutions=(), dropout=0.0)
+    schedule = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3, total_steps=10)
+    module = DiracModule(net, GaussianBlur(3, 16, reference_size=32), GeometricNoise(), LookAheadLoss(1.0),
+                         partial(torch.optim.Adam, lr=1e-3), DiracSampler(), DiracSampler(), scheduler=schedule)
+    configured = module.configure_optimizers()
+    assert configured["lr_scheduler"]["interval"] == "step"
+    assert isinstance(configured["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.OneCycleLR)
+    plain = DiracModule(net, GaussianBlur(3, 16, reference_size=32), GeometricNoise(), LookAheadLoss(1.0),
+                        partial(torch.optim.Adam, lr=1e-3), DiracSampler(), DiracSampler())
+    assert isinstance(plain.configure_optimizers(), torch.optim.Adam)
