@@ -55,7 +55,16 @@ def check_denoiser_experiment(cfg, method, task) -> None:
     assert cfg.callbacks.ema._target_.endswith("EMAWeightAveraging")
 
 
-FAMILY_CHECKS = {"dirac": check_dirac_experiment, "denoiser": check_denoiser_experiment}
+def check_rgm_experiment(cfg, method, task) -> None:
+    """RGM's invariants: only its own groups (chain, prior), the generation task, N = 4 VP levels, batch 1000."""
+    from dirac.tasks.generation import GenerationTask
+
+    assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
+    assert method.family == "rgm" and isinstance(task, GenerationTask) and method.chain.steps == 4
+    assert cfg.data.batch_size == 1000 and (cfg.prior is None) == (cfg.name == "toy_mmse")
+
+
+FAMILY_CHECKS = {"dirac": check_dirac_experiment, "denoiser": check_denoiser_experiment, "rgm": check_rgm_experiment}
 
 
 @pytest.fixture(scope="module")
