@@ -1,0 +1,118 @@
+"""RGMModule: one iteration per G step, each prior trains what it owns, EMA, Alg. 3 with NFE = N, seeded sampling,
+the refused combinations and the non-finite-loss stop; a slow test that priors cover the modes where MMSE collapses."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from dirac.chains import VPChain
+from dirac.data import ToyDataModule, mixture_means
+from dirac.methods.rgm import RGMModule
+from dirac.nets import ToyDiscriminator, ToyGenerator
+from dirac.priors import DSWDPrior, KLDPrior, MMDPrior
+from dirac.tasks.generation import mode_coverage
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ADAM = partial(torch.optim.Adam, lr=3e-3, betas=(0.5, 0.9))
+
+
+def module(prior, **kwargs) -> RGMModule:
+    defaults = dict(discriminator=ToyDiscriminator(), optimizer_d=ADAM, optimizer_projection=ADAM, ema_decay=0.9)
+    return RGMModule(ToyGenerator(nz=8), VPChain(4), prior, ADAM, **{**defaults, **kwargs})
+
+
+def fit(rgm: RGMModule, steps: int, batch: int = 64, samples: int = 512, std: float = 0.0707) -> L.Trainer:
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer.fit(rgm, datamodule=ToyDataModule(num_samples=samples, eval_samples=64, batch_size=batch, std=std))
+    return trainer
+
+
+def snapshot(net: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def changed(before, net) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+@pytest.mark.parametrize("prior", ["kld", "mmd", "dswd", "mmd_features", "posterior"])
+def test_an_iteration_steps_what_the_prior_owns_and_counts_one_global_step(prior):
+    L.seed_everything(0)
+    made = {"kld": KLDPrior(), "mmd": MMDPrior(), "dswd": DSWDPrior(inner_steps=3), "posterior": KLDPrior(),
+            "mmd_features": MMDPrior(on_features=True)}[prior]
+    rgm = module(made, algorithm="posterior" if prior == "posterior" else "prior")
+    g, ema = snapshot(rgm.generator), snapshot(rgm.generator_ema)
+    d = snapshot(rgm.discriminator) if rgm.discriminator is not None else None
+    p = snapshot(made.projection) if prior == "dswd" else None
+    trainer = fit(rgm, steps=3)
+    assert trainer.global_step == 3  # D and projection steps do not count
+    assert changed(g, rgm.generator) and changed(ema, rgm.generator_ema)
+    assert (rgm.discriminator is not None) == (prior in ("kld", "posterior", "mmd_features"))
+    if d is not None:
+        assert changed(d, rgm.discriminator)
+    if p is not None:
+        assert changed(p, made.projection)
+
+
+def test_sampling_is_alg3_with_n_generator_calls_and_reproducible():
+    rgm = module(KLDPrior())
+    calls = []
+    rgm.generator_ema.register_forward_hook(lambda net, args, out: calls.append(int(args[2][0])))
+    first = rgm.sample(32, torch.Generator().manual_seed(3))
+    assert calls == [4, 3, 2, 1] and first.shape == (32, 2)
+    torch.testing.assert_close(rgm.sample(32, torch.Generator().manual_seed(3)), first)
+
+
+class NoPosteriorChain(VPChain):
+    gaussian_markov = False
+
+
+def test_refused_combinations_say_why():
+    with pytest.raises(ValueError, match="Gaussian posterior"):
+        RGMModule(ToyGenerator(), NoPosteriorChain(4), KLDPrior(), ADAM, ToyDiscriminator(), ADAM, algorithm="posterior")
+    with pytest.raises(ValueError, match="trains a discriminator"):
+        RGMModule(ToyGenerator(), VPChain(4), KLDPrior(), ADAM)
+    with pytest.raises(ValueError, match="feature width"):
+        module(DSWDPrior(dim=2, on_features=True))
+    with pytest.raises(ValueError, match="algorithm"):
+        module(KLDPrior(), algorithm="gibbs")
+    with pytest.raises(ValueError, match="lam"):
+        module(None, lam=0.0)
+    with pytest.raises(ValueError, match="points"):
+        module(MMDPrior()).points({"image": torch.zeros(2, 3, 8, 8), "name": ["a", "b"]})
+
+
+def test_a_non_finite_loss_stops_with_the_step_named():
+    rgm = module(MMDPrior())
+    with torch.no_grad():
+        rgm.generator.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="at step 0"):
+        fit(rgm, steps=2)
+
+
+@pytest.mark.slow
+def test_a_prior_covers_the_modes_where_mmse_collapses():
+    """Fixed seeds, 600 iterations of batch 1000 (about a minute each on one core)."""
+    results = {}
+    for name, prior, fidelity, lam in (("mmd", MMDPrior(), "map", 1e-3), ("mmse", None, "mmse", 1.0)):
+        L.seed_everything(0)
+        rgm = RGMModule(ToyGenerator(), VPChain(4), prior, ADAM, fidelity=fidelity, lam=lam, ema_decay=0.99)
+        fit(rgm, steps=600, batch=1000, samples=20_000)
+        samples = rgm.sample(5000, torch.Generator().manual_seed(0))
+        results[name] = mode_coverage(samples, mixture_means(), 0.0707)
+    assert results["mmd"]["modes_covered"] >= 6, results
+    assert results["mmse"]["high_quality"] < 0.5 * results["mmd"]["high_quality"], results
