@@ -80,7 +80,9 @@ def denoiser_checkpoint(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path, denoiser_checkpoint):
     prior = [f"denoiser.path={denoiser_checkpoint}"] if experiment.startswith("compare_") else []
-    cfg = compose_config([f"experiment={experiment}", "net=tiny", "data.image_size=32", *prior], tmp_path / experiment)
+    as_configured = compose_config([f"experiment={experiment}", *prior], tmp_path / experiment)
+    small = ["net=tiny", "data.image_size=32"] if "net" in as_configured else []  # image networks, built small
+    cfg = compose_config([f"experiment={experiment}", *small, *prior], tmp_path / experiment)
     assert cfg.name == experiment
     method, task = instantiate(cfg.model), instantiate(cfg.task)
     task.check(method)
