@@ -4,6 +4,7 @@ the shared denoiser loaded once before any work, per-image noise and step callba
 from __future__ import annotations
 
 import functools
+from abc import abstractmethod
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -158,10 +159,10 @@ class BaselineRestorer(Restorer):
         """The restoration of y (SPEC §1.5)."""
         return self.run(y, degradation, generator)
 
+    @abstractmethod
     def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
             callback: IterationCallback | None = None) -> Tensor:
         """The restoration of y, reporting `callback(iteration, estimate)` after each iteration."""
-        raise NotImplementedError
 
     def _denoiser(self, y: Tensor) -> nn.Module:
         """The shared denoiser on y's device."""
