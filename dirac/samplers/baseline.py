@@ -82,11 +82,6 @@ def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7
     return [(high + index / (steps - 1) * (low - high)) ** rho for index in range(steps)] + [0.0]
 
 
-def per_image(value: Tensor) -> Tensor:
-    """A `(B,)` tensor viewed as `(B, 1, 1, 1)`."""
-    return value.view(-1, 1, 1, 1)
-
-
 @dataclass(frozen=True, eq=False)
 class BaselineRestorer(Restorer):
     """A comparison baseline (SPEC §1.5) as a restorer: its tunable parameters are the dataclass fields named in

@@ -26,8 +26,8 @@ from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, SVDOperator, default_rtol
 from dirac.precision import autocast_network_only
 from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
-                                     karras_sigmas, measurement_operator, per_image, sigma_y)
-from dirac.samplers.restorer import Generators, check_generators, gaussian_like
+                                     karras_sigmas, measurement_operator, sigma_y)
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like, per_image
 
 DATA_CENTRE = 0.5  # x_T is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 

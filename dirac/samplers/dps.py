@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from dirac.degradations.base import Degradation
 from dirac.precision import autocast_network_only
 from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
-                                     karras_sigmas, per_image)
-from dirac.samplers.restorer import Generators, check_generators, gaussian_like
+                                     karras_sigmas)
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like, per_image
 
 DATA_CENTRE = 0.5
 

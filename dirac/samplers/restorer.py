@@ -16,6 +16,11 @@ OutputConsumer = Callable[[float, Tensor], None]
 OBJECTIVES = ("distortion", "perception")
 
 
+def per_image(values: Tensor) -> Tensor:
+    """A `(B,)` tensor viewed as `(B, 1, 1, 1)` to scale a batch of images."""
+    return values.view(-1, 1, 1, 1)
+
+
 def check_generators(generator: Generators, batch: int) -> None:
     """A sequence of generators must hold one generator per image."""
     if isinstance(generator, Sequence) and len(generator) != batch:

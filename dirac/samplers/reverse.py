@@ -14,7 +14,7 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.precision import autocast_network_only
 from dirac.samplers._checks import check_choice, check_interval
-from dirac.samplers.restorer import Generators, check_generators, gaussian_like
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like, per_image
 from dirac.samplers.incremental import INCREMENTAL_VARIANTS, TIME_EPS, incremental_reconstruction
 
 Phi = Callable[[Tensor, Tensor], Tensor]
@@ -63,11 +63,6 @@ def time_grid(dt: float, stop_t: float = 0.0) -> list[tuple[float, float]]:
         if is_last_step(index, num_steps, t_next, stop_t):
             break
     return grid
-
-
-def _per_image(values: Tensor) -> Tensor:
-    """A `(B,)` tensor viewed as `(B, 1, 1, 1)` to scale a batch of images."""
-    return values.view(-1, 1, 1, 1)
 
 
 def _predict(phi: Phi, y_t: Tensor, times: Tensor) -> Tensor:
@@ -178,10 +173,10 @@ class DiracSampler:
         released = var_t - var_next
         reconstruction = incremental_reconstruction(
             self.incremental, degradation, x0_hat, y_hat, t, t - t_next, self.small_delta)
-        denoising = _per_image(released / var_t) * (y_hat - y_t)
-        y_next = y_t + reconstruction + denoising + _per_image(released.sqrt()) * gaussian_like(y_t, generator)
+        denoising = per_image(released / var_t) * (y_hat - y_t)
+        y_next = y_t + reconstruction + denoising + per_image(released.sqrt()) * gaussian_like(y_t, generator)
         if ascent is not None:
-            y_next = y_next - _per_image(released) * ascent
+            y_next = y_next - per_image(released) * ascent
         return x0_hat, y_next
 
     def _denoise(
@@ -201,7 +196,7 @@ class DiracSampler:
             residual = y - degradation.apply(x0_hat, ones)
             (grad,) = torch.autograd.grad(residual.square().sum(), y_in)
         eta = _guidance_scale(self.guidance, self.guidance_step, residual.detach(), noise.sigma(ones))
-        return x0_hat.detach(), _per_image(eta) * grad
+        return x0_hat.detach(), per_image(eta) * grad
 
 
 def dirac_reverse(
