@@ -129,14 +129,14 @@ class RestorationTask(Task):
         unknown = [name for name in (self.names or []) if name not in offered]
         if unknown:
             raise ValueError(f"unknown restorer(s) {unknown}: the {method.family!r} method offers {sorted(offered)}")
-        available = set(self.restorers_of(method))
+        restorers = self.restorers_of(method)
         for role, name in (("curve", self.curve and self.curve.restorer), ("preview", self.preview)):
-            if name and name not in available:
-                raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of {sorted(available)}")
+            if name and name not in restorers:
+                raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of {sorted(restorers)}")
         if self.curve is not None:
-            self.curve.points(self.restorers_of(method)[self.curve.restorer])  # an unknown parameter fails now
+            self.curve.points(restorers[self.curve.restorer])  # an unknown parameter fails now
         self._check_operators(method)
-        for restorer in self.restorers_of(method).values():
+        for restorer in restorers.values():
             restorer.prepare(self.degradation)  # e.g. DDRM without an SVD, a baseline's missing denoiser
 
     def _check_operators(self, method: Method) -> None:
