@@ -2,6 +2,7 @@
 
 from dirac.data.checks import check_batch
 from dirac.data.cifar import Cifar10Source
+from dirac.data.augment import Dihedral
 from dirac.data.datamodule import ImageDataModule, SplitDataModule
 from dirac.data.embedded import EmbeddedSource
 from dirac.data.folders import CelebAHQSource, FFHQSource, FolderSource, ImageNetSource
@@ -12,6 +13,7 @@ __all__ = [
     "SPLITS",
     "CelebAHQSource",
     "Cifar10Source",
+    "Dihedral",
     "EmbeddedSource",
     "FFHQSource",
     "FolderSource",

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dirac.data.augment import Dihedral
 from dirac.data.source import ImageSource, check_split
 from dirac.data.transforms import check_channels, to_channels
 
@@ -101,7 +102,8 @@ class ImageDataModule(SplitDataModule):
     `source` is a factory (Hydra `_partial_: true`) called as `source(root=root, image_size=image_size)`;
     it is built on first use, so constructing the module touches no files. The train loader shuffles with
     a generator seeded by `seed`; val/test loaders keep the source order. Under DDP, Lightning's default
-    distributed samplers shard the loaders.
+    distributed samplers shard the loaders. `augment` (e.g. `Dihedral`) transforms training batches only, on
+    the device after the transfer.
     """
 
     def __init__(
@@ -115,8 +117,10 @@ class ImageDataModule(SplitDataModule):
         seed: int = 0,
         root: str | Path | None = None,
         pin_memory: bool = False,
+        augment: Dihedral | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, seed, pin_memory)
+        self.augment = augment
         self.source_factory = source
         self.image_size = positive("image_size", image_size)
         self.channels = check_channels(channels)
@@ -132,6 +136,21 @@ class ImageDataModule(SplitDataModule):
                 raise TypeError(f"the data source factory must return an ImageSource, got {type(source).__name__}")
             self._source = source
         return self._source
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Training batches augmented (when `augment` is set); evaluation batches untouched."""
+        if self.augment is None or self.trainer is None or not self.trainer.training:
+            return batch
+        return {**batch, "image": self.augment(batch["image"])}
+
+    def state_dict(self) -> dict:
+        """The augmentation's random state, saved in training checkpoints."""
+        return {} if self.augment is None else {"augment": self.augment.random_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the augmentation's random state of a resumed run."""
+        if self.augment is not None and "augment" in state:
+            self.augment.set_random_state(state["augment"])
 
     def build(self, split: str) -> Dataset:
         """The source's dataset of `split`, with images converted to `channels`."""

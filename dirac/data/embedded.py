@@ -9,7 +9,9 @@ Split by photograph, so that no photo contributes to two splits:
 Each photo is downscaled by `downscale` (bilinear, antialiased) and cut into non-overlapping
 `image_size` patches in row-major order; near-constant patches (std below `min_std`, e.g. the black
 border of the retina photo) are dropped. At 32 px with the defaults this gives about 890 train,
-60 val and 82 test patches.
+60 val and 82 test patches. For training only, `train_scales` cuts the train photos at several downscales
+and `train_stride` lets patches overlap (more distinct patches of the same few photographs; the reference
+uses neither); val and test stay at `downscale`, non-overlapping.
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ def photo(name: str, downscale: float) -> Tensor:
     return small[0].clamp_(0.0, 1.0)
 
 
-def patches(image: Tensor, size: int) -> tuple[Tensor, list[tuple[int, int]]]:
-    """Non-overlapping `size` x `size` patches of a `(C, H, W)` image, row-major, with their (row, column) indices (SPEC §4)."""
-    channels, height, width = image.shape
-    rows, cols = height // size, width // size
-    grid = image[:, : rows * size, : cols * size].unfold(1, size, size).unfold(2, size, size)
+def patches(image: Tensor, size: int, stride: int | None = None) -> tuple[Tensor, list[tuple[int, int]]]:
+    """`size` x `size` patches of a `(C, H, W)` image every `stride` pixels (default `size`: non-overlapping),
+    row-major, with their (row, column) grid indices (SPEC §4)."""
+    stride = size if stride is None else int(stride)
+    channels = image.shape[0]
+    grid = image.unfold(1, size, stride).unfold(2, size, stride)
+    rows, cols = grid.shape[1:3]
     tiles = grid.permute(1, 2, 0, 3, 4).reshape(rows * cols, channels, size, size)
     return tiles.contiguous(), [(row, col) for row in range(rows) for col in range(cols)]
 
@@ -76,13 +80,19 @@ class EmbeddedSource(ImageSource):
         train: Sequence[str] = DEFAULT_SPLITS["train"],
         val: Sequence[str] = DEFAULT_SPLITS["val"],
         test: Sequence[str] = DEFAULT_SPLITS["test"],
+        train_scales: Sequence[float] | None = None,
+        train_stride: int | None = None,
     ) -> None:
         if root is not None:
             raise ValueError(f"the embedded dataset ships with scikit-image and takes no root; got root={root!r} (use data=folder for your own images)")
-        if downscale < 1:
-            raise ValueError(f"downscale must be >= 1, got {downscale}")
+        scales = [float(scale) for scale in (train_scales or [downscale])]
+        if min([downscale, *scales]) < 1:
+            raise ValueError(f"downscale and train_scales must be >= 1, got {downscale} and {train_scales}")
+        if train_stride is not None and not 1 <= train_stride <= image_size:
+            raise ValueError(f"train_stride must lie in [1, image_size={image_size}], got {train_stride}")
         self.image_size = int(image_size)
         self.downscale = float(downscale)
+        self.train_scales, self.train_stride = scales, train_stride
         self.min_std = float(min_std)
         self.photos = {"train": tuple(train), "val": tuple(val), "test": tuple(test)}
         self._check_photos()
@@ -99,16 +109,20 @@ class EmbeddedSource(ImageSource):
     def dataset(self, split: str) -> TensorImageDataset:
         """The patches of the photos of `split`, built once per source."""
         if check_split(split) not in self._datasets:
-            self._datasets[split] = self._build(self.photos[split])
+            train = split == "train"
+            self._datasets[split] = self._build(self.photos[split], self.train_scales if train else [self.downscale],
+                                                self.train_stride if train else None)
         return self._datasets[split]
 
-    def _build(self, names: Sequence[str]) -> TensorImageDataset:
+    def _build(self, names: Sequence[str], scales: Sequence[float], stride: int | None) -> TensorImageDataset:
         tiles, labels = [], []
         for name in names:
-            cut, places = patches(photo(name, self.downscale), self.image_size)
-            keep = cut.flatten(1).std(dim=1) >= self.min_std
-            tiles.append(cut[keep])
-            labels += [f"{name}_r{row:02d}_c{col:02d}" for (row, col), kept in zip(places, keep.tolist()) if kept]
+            for scale in scales:
+                cut, places = patches(photo(name, scale), self.image_size, stride)
+                keep = cut.flatten(1).std(dim=1) >= self.min_std
+                tiles.append(cut[keep])
+                prefix = name if scale == self.downscale else f"{name}_x{scale:g}"
+                labels += [f"{prefix}_r{row:02d}_c{col:02d}" for (row, col), kept in zip(places, keep.tolist()) if kept]
         if not labels:
-            raise ValueError(f"photos {list(names)} give no {self.image_size}px patches at downscale {self.downscale}; lower image_size or downscale")
+            raise ValueError(f"photos {list(names)} give no {self.image_size}px patches at downscale {list(scales)}; lower image_size or downscale")
         return TensorImageDataset(torch.cat(tiles), labels, self.image_size)

@@ -83,6 +83,28 @@ def write_pd_curve(rows: Sequence[Row], directory: str | Path, x: str = "stop_t"
                    save_figure(pd_figure(rows, x, perception), directory / f"{stem}.png"))
 
 
+def learning_figure(rows: Sequence[Row]) -> Figure:
+    """Validation PSNR of each tracked restorer (and the measurement, dashed) against the training step (SPEC §4)."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.subplots()
+    steps = [row["step"] for row in rows]
+    for key in (key for key in rows[-1] if key.startswith("psnr_")):
+        axes.plot(steps, [row.get(key, float("nan")) for row in rows], "--" if key == "psnr_measurement" else "o-",
+                  label=key.removeprefix("psnr_"))
+    axes.set(xlabel="training step", ylabel=_label("psnr"), title="validation PSNR during training")
+    axes.legend()
+    return figure
+
+
+def write_learning_curve(rows: Sequence[Row], directory: str | Path, stem: str = "learning_curve") -> dict[str, Path]:
+    """Write `<stem>.csv` (one row per validation: step, val loss, PSNRs) and `<stem>.png` into `directory`."""
+    _require(rows, ("step",))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    directory = Path(directory)
+    return written(write_text(directory / f"{stem}.csv", csv_text(columns, rows)),
+                   save_figure(learning_figure(rows), directory / f"{stem}.png"))
+
+
 @rank_zero_only
 def log_pd_curve(logger: Logger | None, rows: Sequence[Row], x: str = "stop_t", perception: str | None = None,
                  key: str = "pd_curve", step: int | None = None) -> None:

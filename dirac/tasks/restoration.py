@@ -18,8 +18,8 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
 from dirac.metrics import MetricSuite, psnr
-from dirac.reporting import (log_images, log_pd_curve, log_pd_scatter, save_grid, write_pd_curve, write_pd_scatter,
-                             write_results)
+from dirac.reporting import (log_images, log_pd_curve, log_pd_scatter, save_grid, write_learning_curve, write_pd_curve,
+                             write_pd_scatter, write_results)
 from dirac.samplers.restorer import Restorer
 from dirac.seeding import image_generators, per_image_normal
 from dirac.tasks.base import Task
@@ -27,6 +27,7 @@ from dirac.tasks.base import Task
 log = logging.getLogger(__name__)
 CURVE_PREFIX = "curve_"
 CURVE_SCALE = 10_000
+PREVIEW_SHOWN = 8  # images per column of the logged preview (the PSNRs use all `preview_images`)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class RestorationTask(Task):
 
     def __init__(self, degradation: Degradation, noise: NoiseSchedule, metrics: Callable[..., MetricSuite],
                  restorers: Sequence[str] | None = None, baselines: dict[str, Restorer] | None = None,
-                 curve: CurveSpec | None = None, preview: str | None = None, preview_images: int = 4,
+                 curve: CurveSpec | None = None, preview: str | Sequence[str] | None = None, preview_images: int = 4,
                  save_images: int | None = None, seed: int = 0, monitor: str = "", timing: bool = False) -> None:
         self.degradation = degradation
         self.noise = noise
@@ -91,7 +92,7 @@ class RestorationTask(Task):
         self.names = None if restorers is None else list(restorers)
         self.baselines = dict(baselines or {})
         self.curve = curve
-        self.preview = preview
+        self.preview = [preview] if isinstance(preview, str) else list(preview or [])
         self.preview_images = int(preview_images)
         self.save_images = save_images
         self.seed = int(seed)
@@ -130,7 +131,7 @@ class RestorationTask(Task):
         if unknown:
             raise ValueError(f"unknown restorer(s) {unknown}: the {method.family!r} method offers {sorted(offered)}")
         restorers = self.restorers_of(method)
-        for role, name in (("curve", self.curve and self.curve.restorer), ("preview", self.preview)):
+        for role, name in (("curve", self.curve and self.curve.restorer), *(("preview", name) for name in self.preview)):
             if name and name not in restorers:
                 raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of {sorted(restorers)}")
         if self.curve is not None:
@@ -149,7 +150,7 @@ class RestorationTask(Task):
                              + "; ".join(f"{part}: method {signature[part]} vs task {mine[part]}" for part in differ))
 
     def fit_callbacks(self, method: Method) -> list[L.Callback]:
-        """The preview restoration logged at each validation during training."""
+        """The preview restorations and learning curve logged at each validation during training."""
         if not self.preview or self.preview_images <= 0:
             return []
         return [RestorationPreview(self, self.preview, self.preview_images)]
@@ -314,11 +315,13 @@ class RestorationEvaluation(L.LightningModule):
 
 
 class RestorationPreview(L.Callback):
-    """During training, at each validation: one restorer on the first validation images, its PSNR beside the
-    measurement's and the images logged (`val/psnr_measurement`, `val/psnr_<restorer>`, `val/reconstruction`)."""
+    """During training, at each validation: the preview restorers on the first validation images, their PSNR beside
+    the measurement's (`val/psnr_measurement`, `val/psnr_<restorer>`), the images (`val/reconstruction`) and the
+    learning curve so far, PSNR against step, as `learning_curve.csv/.png` in the run folder."""
 
-    def __init__(self, task: RestorationTask, restorer: str, images: int) -> None:
-        self.task, self.restorer, self.images = task, restorer, images
+    def __init__(self, task: RestorationTask, restorers: Sequence[str], images: int) -> None:
+        self.task, self.restorers, self.images = task, list(restorers), images
+        self.rows: list[dict[str, float]] = []
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch: dict,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -327,10 +330,21 @@ class RestorationPreview(L.Callback):
         x0, names = batch["image"][: self.images], list(batch["name"][: self.images])
         self.task.degradation.to(x0.device)
         y = self.task.measure(x0, names)
-        restorer = self.task.restorers_of(pl_module)[self.restorer]
-        x0_hat = restorer(y, self.task.degradation, self.task.generators(names, x0.device))
+        offered = self.task.restorers_of(pl_module)
+        restored = self.task.restore_all({name: offered[name] for name in self.restorers}, y, names)
         pl_module.log("val/psnr_measurement", psnr(y, x0).mean(), sync_dist=True, batch_size=len(names))
-        pl_module.log(f"val/psnr_{self.restorer}", psnr(x0_hat, x0).mean(), sync_dist=True, batch_size=len(names))
+        for name, x0_hat in restored.items():
+            pl_module.log(f"val/psnr_{name}", psnr(x0_hat, x0).mean(), sync_dist=True, batch_size=len(names))
         if trainer.is_global_zero and pl_module.logger is not None:
-            log_images(pl_module.logger, "val/reconstruction", [x0, y, x0_hat],
-                       ["ground truth", "measurement", self.restorer], step=pl_module.global_step)
+            shown = [images[:PREVIEW_SHOWN] for images in (x0, y, *restored.values())]
+            log_images(pl_module.logger, "val/reconstruction", shown,
+                       ["ground truth", "measurement", *restored], step=pl_module.global_step)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        keys = ["val/loss", "val/psnr_measurement", *(f"val/psnr_{name}" for name in self.restorers)]
+        metrics = trainer.callback_metrics
+        if trainer.sanity_checking or not trainer.is_global_zero or f"val/psnr_{self.restorers[0]}" not in metrics:
+            return
+        self.rows.append({"step": trainer.global_step,
+                          **{key.removeprefix("val/"): float(metrics[key]) for key in keys if key in metrics}})
+        write_learning_curve(self.rows, trainer.default_root_dir)

@@ -52,3 +52,24 @@ def test_bad_options():
     with pytest.raises(ValueError, match="takes no root"):
         EmbeddedSource(root="/data")
     assert "cat" not in PHOTOS  # skimage's cat() is the chelsea photo
+
+
+def test_overlapping_patches_start_every_stride_pixels():
+    image = torch.arange(2 * 8 * 12, dtype=torch.float32).view(2, 8, 12)
+    tiles, places = patches(image, 4, stride=2)
+    assert tiles.shape == (3 * 5, 2, 4, 4) and places[:2] == [(0, 0), (0, 1)]
+    assert torch.equal(tiles[1], image[:, 0:4, 2:6]) and torch.equal(tiles[5], image[:, 2:6, 0:4])
+
+
+def test_train_scales_and_stride_enlarge_only_the_train_split(source):
+    richer = EmbeddedSource(image_size=32, train_scales=[1.5, 2.0, 3.0], train_stride=16)
+    assert len(richer.dataset("train")) > 8 * len(source.dataset("train"))
+    for split in ("val", "test"):
+        assert [item["name"] for item in richer.dataset(split)] == [item["name"] for item in source.dataset(split)]
+    names = [item["name"] for item in richer.dataset("train")]
+    assert len(set(names)) == len(names) and any("_x1.5_" in name for name in names)
+    assert not any("_x2_" in name for name in names)  # the base scale keeps the plain names
+    with pytest.raises(ValueError, match="train_stride"):
+        EmbeddedSource(image_size=32, train_stride=40)
+    with pytest.raises(ValueError, match="train_scales"):
+        EmbeddedSource(image_size=32, train_scales=[0.5])

@@ -38,6 +38,9 @@ def test_training_run_writes_config_results_curve_images_and_checkpoints(trained
     assert (out / "pd_curve.csv").is_file() and (out / "pd_curve.png").stat().st_size > 1000
     assert len(list((out / "images").glob("*.png"))) == 4
     assert (out / "csv" / "metrics.csv").is_file()
+    curve = list(csv.DictReader((out / "learning_curve.csv").open()))
+    assert [int(row["step"]) for row in curve] == [12, 24] and (out / "learning_curve.png").stat().st_size > 1000
+    assert {"loss", "psnr_measurement", "psnr_dirac_do", "psnr_dirac_po"} <= set(curve[0])
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "checkpoints" / "dirac.ckpt").is_file()
 
 
@@ -96,11 +99,12 @@ def test_truncated_and_foreign_checkpoints_get_clear_errors(trained, tmp_path):
 
 
 def test_resume_continues_from_last_checkpoint_without_losing_steps(tiny_config):
-    first = tiny_config("trainer.max_steps=12", run="first")
+    augment = "data.augment={_target_:dirac.data.Dihedral}"  # its random state is saved and restored too
+    first = tiny_config("trainer.max_steps=12", augment, run="first")
     run(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["global_step"] == 12
-    second = tiny_config("resume=true", run="second")
+    second = tiny_config("resume=true", augment, run="second")
     outcome = run(second)
     resumed = load_checkpoint(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 24
