@@ -11,12 +11,28 @@ import torch
 from torch import Tensor, nn
 
 
+def check_steps(steps: int) -> int:
+    """`steps` as an int, refused unless a positive integer."""
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"chain.steps must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
 def vp_betas(steps: int, beta_min: float = 0.1, beta_max: float = 20.0) -> Tensor:
     """beta_0..beta_N of the discretised VP SDE, beta_0 = 1e-8 (rgm.md §1.1), float64."""
     t = 1e-3 + (1 - 1e-3) * torch.arange(steps + 1, dtype=torch.float64) / steps
     log_abar = -0.5 * (beta_max - beta_min) * t ** 2 - beta_min * t
     betas = 1 - torch.exp(log_abar[1:] - log_abar[:-1])
     return torch.cat([torch.tensor([1e-8], dtype=torch.float64), betas])
+
+
+def vp_levels(steps: int, beta_min: float = 0.1, beta_max: float = 20.0) -> tuple[Tensor, Tensor, Tensor]:
+    """(β_k, ā_k = prod_{i<=k} sqrt(1 - β_i), σ̄_k = sqrt(1 - ā_k²) with σ̄_0 = 0) for k = 0..N (rgm.md §1.1), float32."""
+    betas = vp_betas(steps, beta_min, beta_max)
+    abar = torch.cumprod(torch.sqrt(1 - betas), dim=0)
+    sigma_bar = torch.sqrt(1 - abar ** 2)
+    sigma_bar[0] = 0.0
+    return betas.float(), abar.float(), sigma_bar.float()
 
 
 class VPChain(nn.Module):
@@ -26,16 +42,11 @@ class VPChain(nn.Module):
 
     def __init__(self, steps: int = 4, beta_min: float = 0.1, beta_max: float = 20.0) -> None:
         super().__init__()
-        if int(steps) != steps or steps < 1:
-            raise ValueError(f"chain.steps must be a positive integer, got {steps!r}")
-        self.steps = int(steps)
+        self.steps = check_steps(steps)
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
-        betas = vp_betas(self.steps, beta_min, beta_max)
-        abar = torch.cumprod(torch.sqrt(1 - betas), dim=0)
-        sigma_bar = torch.sqrt(1 - abar ** 2)
-        sigma_bar[0] = 0.0
+        betas, abar, sigma_bar = vp_levels(self.steps, beta_min, beta_max)
         for name, value in (("betas", betas), ("abar", abar), ("sigma_bar", sigma_bar)):
-            self.register_buffer(name, value.float(), persistent=False)
+            self.register_buffer(name, value, persistent=False)
 
     def _at(self, table: Tensor, k: Tensor, like: Tensor) -> Tensor:
         """table[k] broadcast against `like` (one value per sample)."""
@@ -82,6 +93,9 @@ class VPChain(nn.Module):
         beta = self._at(self.betas, k, x_k)
         residual = (x_k - torch.sqrt(1 - beta) * x_prev_hat) / torch.sqrt(beta)
         return 0.5 * residual.pow(2).flatten(1).sum(dim=1)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Any sample shape works (points or images): the chain acts elementwise."""
 
     def extra_repr(self) -> str:
         return f"steps={self.steps}, beta_min={self.beta_min:g}, beta_max={self.beta_max:g}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -11,6 +12,26 @@ from torch import Tensor
 from dirac.degradations.operators import BlockAverageOperator, as_severities
 from dirac.degradations.scheduled import ScheduledDegradation
 from dirac.degradations.schedules import SeverityMap
+
+
+def block_pyramid(x: Tensor, depth: int) -> Iterator[tuple[int, Tensor]]:
+    """(l, Up^l Down^l x) for l = 1..depth: each 2^l block replaced by its mean (2x2 average pooling l times),
+    shown at full size by nearest upsampling; one level at a time (no stacked pyramid)."""
+    if x.shape[-1] % 2**depth or x.shape[-2] % 2**depth:
+        raise ValueError(f"block averaging {depth} times by 2 needs H and W divisible by {2**depth}, "
+                         f"got images of shape {tuple(x.shape)}")
+    pooled = x
+    for level in range(1, depth + 1):
+        pooled = F.avg_pool2d(pooled, 2)
+        yield level, F.interpolate(pooled, scale_factor=2**level, mode="nearest")
+
+
+def block_average(x: Tensor, depth: Tensor, max_depth: int) -> Tensor:
+    """Up^d Down^d x per image, d = depth[b] in 0..max_depth (int `(B,)`): the 2^d block means at full size."""
+    out = x
+    for level, shown in block_pyramid(x, max_depth):
+        out = torch.where((depth == level).view(-1, *([1] * (x.dim() - 1))), shown, out)
+    return out
 
 
 class BlockSuperResolution(ScheduledDegradation):
@@ -37,10 +58,7 @@ class BlockSuperResolution(ScheduledDegradation):
         """Sum over block sizes 2^k of the hat weight max(0, 1 - |c - k|) times the block-average image."""
         weights = self.level_weights(c).to(x.dtype)
         blended = weights[:, 0, None, None, None] * x
-        pooled = x
-        for level in range(1, len(self.levels)):
-            pooled = F.avg_pool2d(pooled, 2)
-            shown = F.interpolate(pooled, scale_factor=2**level, mode="nearest")  # each mean over its block
+        for level, shown in block_pyramid(x, len(self.levels) - 1):
             blended = blended + weights[:, level, None, None, None] * shown
         return blended
 
