@@ -44,7 +44,8 @@ class NCSNpp(nn.Module):
 
     Fourier (or sinusoidal) features of the raw noise level `sigma` (width 2*model_channels) feed a
     two-layer SiLU MLP (width 4*model_channels) whose output shifts the features of every residual
-    block (NCSN++; with `adaptive_scale`, scales and shifts them as in ADM).
+    block (NCSN++; with `adaptive_scale`, scales and shifts them as in ADM). `block_type` builds the residual
+    blocks (the RGM generator's take a latent style as well).
     Level `l` works at `image_size / 2**l` with `model_channels * channel_mult[l]` channels and
     `num_blocks` residual blocks; levels are joined by FIR-resampling residual blocks. The "residual"
     encoder also feeds a FIR-downsampled input pyramid into every level (progressive input). The
@@ -56,7 +57,8 @@ class NCSNpp(nn.Module):
                  attn_resolutions: Sequence[int] = (16,), dropout: float = 0.1,
                  embedding: Literal["fourier", "positional"] = "fourier", fourier_scale: float = 16.0,
                  resample_filter: Sequence[float] = FIR_TAPS,
-                 encoder: Literal["standard", "residual"] = "residual", adaptive_scale: bool = False) -> None:
+                 encoder: Literal["standard", "residual"] = "residual", adaptive_scale: bool = False,
+                 block_type: Callable[..., ResBlock] = ResBlock) -> None:
         super().__init__()
         channel_mult = tuple(channel_mult)
         _check_arguments(in_channels, out_channels, image_size, model_channels, channel_mult, num_blocks,
@@ -70,7 +72,7 @@ class NCSNpp(nn.Module):
         for layer in self.mlp[::2]:
             init_weights(layer)
         taps = tuple(resample_filter)
-        block = partial(ResBlock, emb_channels=emb, dropout=dropout, taps=taps, adaptive_scale=adaptive_scale)
+        block = partial(block_type, emb_channels=emb, dropout=dropout, taps=taps, adaptive_scale=adaptive_scale)
         widths = [model_channels * mult for mult in channel_mult]
         attends = [image_size >> level in set(attn_resolutions) for level in range(self.levels)]
         self.stem = conv(in_channels, model_channels, 3)
@@ -117,7 +119,10 @@ class NCSNpp(nn.Module):
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
         """F(x, sigma) (SPEC §1.2) for images `x` (B, in_channels, H, W) and noise levels `sigma` (B,)."""
         self._check_inputs(x, sigma)
-        emb = self.mlp(self.embed(sigma))
+        return self.unet(x, self.mlp(self.embed(sigma)))
+
+    def unet(self, x: Tensor, emb: Tensor) -> Tensor:
+        """The encoder/decoder with skips on `x`, every residual block conditioned on the embedding `emb`."""
         h = self.stem(x)
         skips, pyramid = [h], x
         for level, stage in enumerate(self.encoder):

@@ -27,6 +27,7 @@ class ToyGenerator(nn.Module):
     def __init__(self, dim: int = 2, nz: int = 100, hidden: int = 32, steps: int = 4, layers: int = 3) -> None:
         super().__init__()
         self.dim, self.nz, self.steps = int(dim), int(nz), int(steps)
+        self.sample_shape = (self.dim,)
         self.body = tanh_mlp(self.dim + 1 + self.nz, hidden, layers)
         self.head = nn.Linear(hidden, self.dim)
 
@@ -44,7 +45,7 @@ class ToyDiscriminator(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 32, steps: int = 4, conditional: bool = False, layers: int = 3) -> None:
         super().__init__()
         self.dim, self.steps, self.conditional = int(dim), int(steps), bool(conditional)
-        self.feature_dim = int(hidden)
+        self.feature_dim, self.sample_shape = int(hidden), (self.dim,)
         self.body = tanh_mlp(self.dim * (2 if self.conditional else 1) + 1, hidden, layers)
         self.head = nn.Linear(hidden, 1)
 

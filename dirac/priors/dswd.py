@@ -33,17 +33,24 @@ class DSWDPrior(nn.Module):
     uses_discriminator = False
     shared_level = True
 
-    def __init__(self, dim: int = 2, projections: int = 10, inner_steps: int = 10, cosine_weight: float = 10.0,
+    def __init__(self, dim: int | None = 2, projections: int = 10, inner_steps: int = 10, cosine_weight: float = 10.0,
                  p: float = 2.0, on_features: bool = False) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("projections", projections), ("inner_steps", inner_steps)):
+        for name, value in (("dim", 1 if dim is None else dim), ("projections", projections), ("inner_steps", inner_steps)):
             if int(value) != value or value < 1:
                 raise ValueError(f"prior.{name} must be a positive integer, got {value!r}")
-        self.dim, self.projections, self.inner_steps = int(dim), int(projections), int(inner_steps)
+        self.projections, self.inner_steps = int(projections), int(inner_steps)
         self.cosine_weight, self.p = float(cosine_weight), float(p)
         self.on_features = bool(on_features)
         self.uses_discriminator = self.on_features
-        self.projection = nn.Linear(self.dim, self.dim)
+        self.dim, self.projection = None, None
+        if dim is not None:
+            self.bind(int(dim))
+
+    def bind(self, dim: int) -> None:
+        """Build the projection net Linear(dim, dim) for vectors of width `dim` (`dim: null` waits for RGMModule to
+        bind the width of what it compares: the discriminator's features or the flattened samples)."""
+        self.dim, self.projection = int(dim), nn.Linear(int(dim), int(dim))
 
     def directions(self, theta: Tensor) -> Tensor:
         """f(θ) = row-normalised Linear(θ): the learned projection distribution (rgm.md §5)."""

@@ -1,4 +1,4 @@
-"""The RGM LightningModule (SPEC §2): G(x_k, z, k) restores x̂_0 from level-k points, trained with
+"""The RGM LightningModule (SPEC §2): G(x_k, z, k) restores x̂_0 from level-k points or images, trained with
 λ · fidelity + prior (paper eq. 6) by manual optimisation of G, D and the DSWD projection net; EMA of G; Alg. 3
 sampling with NFE = N.
 
@@ -34,7 +34,8 @@ class RGMModule(Method):
     One training iteration = one D step (when used), the DSWD inner loop (when used), one G step, one EMA update.
     `global_step` counts G steps only (D and projection steps bypass Lightning's step counter), so
     `trainer.max_steps` is the number of iterations. A non-finite loss raises FloatingPointError naming the step.
-    Batches are `(B, dim)` points (the 2-D toy); image batches are refused with a clear error.
+    Batches are what the generator makes (its `sample_shape`): `(B, dim)` points for the toy MLPs, `{"image"}` batches
+    in [0, 1] for image generators, mapped to [−1, 1] here (rgm.md §0) and back in `sample`.
     """
 
     family = "rgm"
@@ -50,13 +51,15 @@ class RGMModule(Method):
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.uses_discriminator = prior is not None and prior.uses_discriminator
         self.discriminator = discriminator if self.uses_discriminator else None
+        self.sample_shape, self.nz = tuple(generator.sample_shape), int(generator.nz)
+        self.images = len(self.sample_shape) == 3
+        chain.check_shape(self.sample_shape)
         self.check_discriminator(optimizer_d)
-        if isinstance(prior, DSWDPrior) and optimizer_projection is None:
-            raise ValueError("the DSWD prior needs model.optimizer_projection (Adam on its projection net)")
+        if isinstance(prior, DSWDPrior):
+            self.bind_projection(optimizer_projection)
         self.optimizer_factories = (optimizer_g, optimizer_d, optimizer_projection)
         self.algorithm, self.fidelity_kind, self.lam = algorithm, fidelity, float(lam)
         self.ema_decay, self.r1_gamma, self.lazy_reg = float(ema_decay), float(r1_gamma), max(1, int(lazy_reg))
-        self.dim, self.nz = int(generator.dim), int(generator.nz)
 
     def check_discriminator(self, optimizer_d: Optimizer | None) -> None:
         """Refuse a prior that needs D without one (or without features to compare), or D without an optimiser."""
@@ -65,13 +68,28 @@ class RGMModule(Method):
         if self.discriminator is None or optimizer_d is None:
             raise ValueError(f"the {type(self.prior).__name__} prior trains a discriminator: set model.discriminator "
                              "and model.optimizer_d")
+        judged = tuple(getattr(self.discriminator, "sample_shape", self.sample_shape))
+        if judged != self.sample_shape:
+            raise ValueError(f"the generator makes samples of shape {self.sample_shape} but the discriminator "
+                             f"{type(self.discriminator).__name__} judges {judged}: pick networks for the same data")
         if getattr(self.prior, "on_features", False):
             width = getattr(self.discriminator, "feature_dim", None)
             if width is None or not callable(getattr(self.discriminator, "features", None)):
                 raise ValueError(f"prior.on_features=true needs a discriminator with features; "
                                  f"{type(self.discriminator).__name__} has none")
-            if isinstance(self.prior, DSWDPrior) and self.prior.dim != width:
-                raise ValueError(f"prior.dim={self.prior.dim} must equal the discriminator's feature width {width}")
+
+    def bind_projection(self, optimizer_projection: Optimizer | None) -> None:
+        """Give the DSWD projection net the width of what it compares (D features or flattened samples), or refuse
+        a configured `prior.dim` that differs; refuse a missing projection optimiser."""
+        if optimizer_projection is None:
+            raise ValueError("the DSWD prior needs model.optimizer_projection (Adam on its projection net)")
+        on_features = self.prior.on_features
+        width = self.discriminator.feature_dim if on_features else math.prod(self.sample_shape)
+        if self.prior.dim is None:
+            self.prior.bind(width)
+        elif self.prior.dim != width:
+            what = "the discriminator's feature width" if on_features else "the flattened sample width"
+            raise ValueError(f"prior.dim={self.prior.dim} must equal {what} {width} (prior.dim=null takes it)")
 
     # ---- the pieces of one iteration -------------------------------------------------------------------------------
     def levels(self, batch: int, device: torch.device) -> Tensor:
@@ -150,8 +168,8 @@ class RGMModule(Method):
 
     # ---- Lightning hooks -------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> dict:
-        """One RGM iteration (D step, [DSWD inner loop,] G step, EMA update) on a batch of points."""
-        x0 = self.points(batch)
+        """One RGM iteration (D step, [DSWD inner loop,] G step, EMA update) on a batch of points or images."""
+        x0 = self.inputs(batch)
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         logs = {}
@@ -184,13 +202,17 @@ class RGMModule(Method):
         for ema, live in zip(self.generator_ema.buffers(), self.generator.buffers()):
             ema.copy_(live)
 
-    def points(self, batch) -> Tensor:
-        """The `(B, dim)` float points of a batch; image batches are refused (toy networks only in this wave)."""
-        if isinstance(batch, dict) or not torch.is_tensor(batch) or batch.dim() != 2 or batch.shape[1] != self.dim:
-            shape = tuple(batch["image"].shape) if isinstance(batch, dict) and "image" in batch else type(batch).__name__
-            raise ValueError(f"RGM with the toy networks trains on (batch, {self.dim}) points (data=toy2d), got {shape}; "
-                             "image generators are not available yet")
-        return batch.float()
+    def inputs(self, batch) -> Tensor:
+        """x_0 of a batch: `(B, dim)` points as they are, or `batch["image"]` in [0, 1] mapped to [−1, 1]; anything
+        that is not what the generator makes is refused at the first batch, naming both."""
+        data = batch.get("image") if isinstance(batch, dict) else batch
+        if self.images != isinstance(batch, dict) or not torch.is_tensor(data) or tuple(data.shape[1:]) != self.sample_shape:
+            got = tuple(data.shape) if torch.is_tensor(data) else type(batch).__name__
+            wants = (f"image batches (batch, {', '.join(map(str, self.sample_shape))}) (an image data module)" if self.images
+                     else f"(batch, {self.sample_shape[0]}) points (data=toy2d)")
+            raise ValueError(f"RGM with the {type(self.generator).__name__} generator trains on {wants}, got {got}; "
+                             "pick a generator/discriminator for the data (generator=toy for 2-D points)")
+        return 2 * data.float() - 1 if self.images else data.float()
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """[Adam on G] + [Adam on D when used] + [Adam on the DSWD projection net when used] (rgm.md §4–5)."""
@@ -207,16 +229,16 @@ class RGMModule(Method):
     def sample(self, count: int, generator: torch.Generator | None = None, ema: bool = True,
                callback: Callable[[int, Tensor], None] | None = None) -> Tensor:
         """Alg. 3: x_N ~ N(0, I); for k = N..1: x̂_0 = G(x_k, z, k), x_{k-1} = re-degraded x̂_0; returns the last x̂_0
-        (NFE = N). `callback(k, x0_hat)` sees every restoration."""
+        (NFE = N), images mapped back to [0, 1]. `callback(k, x0_hat)` sees every restoration (in the model's scale)."""
         device = next(self.generator.parameters()).device
-        x = self.chain.prior_sample((count, self.dim), generator=generator, device=device)
+        x = self.chain.prior_sample((count, *self.sample_shape), generator=generator, device=device)
         for level in range(self.chain.steps, 0, -1):
             k = torch.full((count,), level, dtype=torch.long, device=device)
             x0_hat = self.restore(x, k, ema=ema, generator=generator)
             if callback is not None:
                 callback(level, x0_hat)
             x = x0_hat if level == 1 else self.redegrade_seeded(x0_hat, x, k, generator)
-        return x0_hat
+        return (x0_hat + 1) / 2 if self.images else x0_hat
 
     def redegrade_seeded(self, x0_hat: Tensor, x_k: Tensor, k: Tensor, generator: torch.Generator | None) -> Tensor:
         """`redegrade` with its noise drawn from `generator` (reproducible sampling)."""
@@ -230,8 +252,9 @@ class RGMModule(Method):
         return self.generator
 
     def signature(self) -> dict:
-        """The chain, the algorithm and the data dimension the weights are only valid for."""
-        return {"chain": self.chain.signature(), "rgm": {"algorithm": self.algorithm, "dim": self.dim, "nz": self.nz}}
+        """The chain, the algorithm and the sample shape the weights are only valid for."""
+        return {"chain": self.chain.signature(),
+                "rgm": {"algorithm": self.algorithm, "shape": list(self.sample_shape), "nz": self.nz}}
 
 
 def check_choices(chain: nn.Module, prior: nn.Module | None, algorithm: str, fidelity: str, lam: float) -> None:

@@ -93,7 +93,7 @@ def test_refused_combinations_say_why():
     with pytest.raises(ValueError, match="lam"):
         module(None, lam=0.0)
     with pytest.raises(ValueError, match="points"):
-        module(MMDPrior()).points({"image": torch.zeros(2, 3, 8, 8), "name": ["a", "b"]})
+        module(MMDPrior()).inputs({"image": torch.zeros(2, 3, 8, 8), "name": ["a", "b"]})
 
 
 def test_a_non_finite_loss_stops_with_the_step_named():
