@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from dirac.checkpoints import save_checkpoint
 from dirac.pipeline import model_config
@@ -56,12 +57,24 @@ def check_denoiser_experiment(cfg, method, task) -> None:
 
 
 def check_rgm_experiment(cfg, method, task) -> None:
-    """RGM's invariants: only its own groups (chain, prior), the generation task, N = 4 VP levels, batch 1000."""
+    """RGM's invariants: only its own groups (chain, prior, generator, discriminator), the generation task; the toy
+    runs have N = 4 VP levels and batch 1000, the image runs the reference's N, batch, λ, R1, EMA and Adam betas."""
     from dirac.tasks.generation import GenerationTask
 
     assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
-    assert method.family == "rgm" and isinstance(task, GenerationTask) and method.chain.steps == 4
-    assert cfg.data.batch_size == 1000 and (cfg.prior is None) == (cfg.name == "toy_mmse")
+    assert method.family == "rgm" and isinstance(task, GenerationTask)
+    if cfg.name.startswith("toy_"):
+        assert method.chain.steps == 4 and method.sample_shape == (2,)
+        assert cfg.data.batch_size == 1000 and (cfg.prior is None) == (cfg.name == "toy_mmse")
+        return
+    cifar = cfg.name.startswith("cifar10_")
+    steps = {"vp": 4, "sr": 7, "sr_naive": 3}[method.chain.signature()["kind"]]
+    assert method.chain.steps == steps and method.sample_shape == (3, 32, 32) and method.discriminator is not None
+    assert (cfg.data.batch_size, method.lam, method.r1_gamma, method.lazy_reg) == ((256, 1e-3, 0.02, 15) if cifar
+                                                                                  else (32, 5e-5, 2.0, 10))
+    assert method.ema_decay == 0.9999 and cfg.model.optimizer_g.lr == (1.6e-4 if cifar else 2e-4)
+    assert list(cfg.model.optimizer_g.betas) == list(cfg.model.optimizer_d.betas) == [0.5, 0.9]
+    assert cfg.model.optimizer_d.lr == 1e-4 and method.algorithm == "prior"
 
 
 FAMILY_CHECKS = {"dirac": check_dirac_experiment, "denoiser": check_denoiser_experiment, "rgm": check_rgm_experiment}
@@ -82,6 +95,8 @@ def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, 
     prior = [f"denoiser.path={denoiser_checkpoint}"] if experiment.startswith("compare_") else []
     as_configured = compose_config([f"experiment={experiment}", *prior], tmp_path / experiment)
     small = ["net=tiny", "data.image_size=32"] if "net" in as_configured else []  # image networks, built small
+    if as_configured.get("generator", {}).get("_target_") == "dirac.nets.NCSNppGenerator":
+        small = ["generator=ncsnpp_tiny", "discriminator=tiny", "data.image_size=32"]
     cfg = compose_config([f"experiment={experiment}", *small, *prior], tmp_path / experiment)
     assert cfg.name == experiment
     method, task = instantiate(cfg.model), instantiate(cfg.task)
@@ -104,6 +119,19 @@ def test_paper_presets_follow_the_reference(tmp_path):
     cfg = compose_config(["experiment=imagenet_inpaint"], tmp_path / "imagenet")
     assert cfg.degradation.s_max == 30 and cfg.net.model_channels == 256
     assert cfg.callbacks.ema.decay == 0.9999
+
+
+def test_rgm_image_presets_use_the_reference_networks(tmp_path):
+    for name, size, generator, discriminator in (("cifar10_rgm_kld_sr", 32, "ncsnpp_32", "small"),
+                                                 ("celebahq_rgm_kld_d", 256, "ncsnpp_256", "large")):
+        cfg = compose_config([f"experiment={name}"], tmp_path / name)
+        for group, option in (("generator", generator), ("discriminator", discriminator)):
+            preset = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"), resolve=False)
+            assert all(cfg[group][key] == value for key, value in preset.items() if not str(value).startswith("${"))
+        assert cfg.data.image_size == size and cfg.generator.image_size == size
+    cfg = compose_config(["experiment=cifar10_rgm_dswd_d"], tmp_path / "dswd")
+    assert cfg.prior.projections == 1000 and cfg.prior.inner_steps == 10 and cfg.prior.on_features
+    assert cfg.generator.model_channels == 128 and list(cfg.generator.channel_mult) == [1, 2, 2, 2]
 
 
 def test_slurm_launcher_config_composes(tmp_path):
