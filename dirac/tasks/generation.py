@@ -1,22 +1,36 @@
 """The generation task (SPEC §2 "2-D toy", ARCHITECTURE "generation"): draw samples from a method's `sample`
 (RGM Alg. 3) and, on the 2-D mixture, report mode coverage — a sample counts for the nearest mode when it lies
 within `std_multiple` standard deviations of it (a "high-quality" sample); a mode is covered when it holds at
-least `min_fraction` of all samples — with results.md/.csv, mode_counts.csv and a scatter plot."""
+least `min_fraction` of all samples — with results.md/.csv, mode_counts.csv and a scatter plot. On images: a
+sample grid, the unpaired FID against the test split (when the Inception weights are present) and the weight-free
+patch SWD between samples and test images, in results.md/.csv."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchvision.utils import make_grid
 
 from dirac.methods.base import Method
+from dirac.metrics import MissingWeightsError, load_fid, patch_swd
+from dirac.metrics.suite import to_uint8_rgb
+from dirac.reporting import log_images, save_png
 from dirac.reporting.curves import save_figure
 from dirac.reporting.files import csv_text, write_text, written
+from dirac.reporting.tables import format_value
 from dirac.tasks.base import Task
+
+log = logging.getLogger(__name__)
+IMAGE_METRICS = {"fid": "FID", "swd": "patch SWD"}
 
 
 def mode_coverage(samples: Tensor, means: Tensor, std: float, std_multiple: float = 3.0,
@@ -61,18 +75,69 @@ def coverage_table(results: Mapping[str, Mapping[str, float]], notes: str) -> st
     return "\n".join(lines) + f"\n\nNotes: {notes}\n"
 
 
+class SampleScores:
+    """Unpaired FID (Inception features of 8-bit images; None without weights) of generated against test images, and
+    the patch SWD between the first `swd_images` of each set (SPEC §2 generation; the weight-free measure)."""
+
+    def __init__(self, fid: FrechetInceptionDistance | None, swd_images: int, patches_per_image: int) -> None:
+        self.fid, self.swd_images, self.patches_per_image = fid, swd_images, patches_per_image
+        self.kept: dict[bool, list[Tensor]] = {True: [], False: []}
+        self.counts = {True: 0, False: 0}
+
+    def update(self, images: Tensor, real: bool) -> None:
+        """Add a batch of [0, 1] images of the test split (`real`) or of the generator."""
+        if self.fid is not None:
+            self.fid.update(to_uint8_rgb(images), real=real)
+        room = self.swd_images - sum(len(kept) for kept in self.kept[real])
+        if room > 0:
+            self.kept[real].append(images[:room].float().cpu())
+        self.counts[real] += len(images)
+
+    def compute(self) -> dict[str, float]:
+        """FID (when computed) and patch SWD."""
+        row = {"swd": float(patch_swd(torch.cat(self.kept[False]), torch.cat(self.kept[True]),
+                                      patches_per_image=self.patches_per_image))}
+        return {"fid": float(self.fid.compute()), **row} if self.fid is not None else row
+
+
+def sample_batches(method: Method, count: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """`count` samples of `method.sample` in batches of at most `batch_size`, all drawn from one `generator`."""
+    for start in range(0, count, batch_size):
+        yield method.sample(min(batch_size, count - start), generator)
+
+
+def image_table(results: Mapping[str, Mapping[str, float]], notes: Mapping[str, str]) -> str:
+    """A Markdown table of FID and patch SWD, one row per model, followed by the notes."""
+    lines = ["| model | " + " | ".join(IMAGE_METRICS.values()) + " |", "|---|" + "---|" * len(IMAGE_METRICS)]
+    lines += [f"| {name} | " + " | ".join(format_value(key, row.get(key)) for key in IMAGE_METRICS) + " |"
+              for name, row in results.items()]
+    return "\n".join(lines) + "\n\nNotes: " + "; ".join(f"{key}: {value}" for key, value in notes.items()) + "\n"
+
+
 class GenerationTask(Task):
     """Judges a generative method by `num_samples` samples drawn with a generator seeded by `seed` (rank independent):
-    on toy data (a datamodule with `means()` and `std`) the mode-coverage report, else an error naming what is missing."""
+    on toy data (a datamodule with `means()` and `std`) the mode-coverage report; from an image generator, in batches
+    of `batch_size`, a grid of the first `grid_images` samples (samples.png, and wandb), the unpaired FID against the
+    test split when `fid` and the Inception weights (in `weights_dir`) are present, and the patch SWD between the first
+    `swd_images` samples and test images (`swd_patches_per_image` 7x7 patches each). Every rank computes the same
+    report (one seed); rank 0 writes it."""
 
     def __init__(self, num_samples: int = 10_000, seed: int = 0, std_multiple: float = 3.0, min_fraction: float = 0.01,
-                 scatter_points: int = 2000, monitor: str = "samples/high_quality") -> None:
+                 scatter_points: int = 2000, monitor: str = "samples/high_quality", batch_size: int = 250,
+                 grid_images: int = 64, fid: bool = True, weights_dir: str | None = None, swd_images: int = 1000,
+                 swd_patches_per_image: int = 64) -> None:
         if num_samples < 1 or std_multiple <= 0 or not 0 <= min_fraction < 1:
             raise ValueError(f"task.num_samples >= 1, std_multiple > 0 and 0 <= min_fraction < 1 are required, got "
                              f"{num_samples}, {std_multiple}, {min_fraction}")
+        if min(batch_size, grid_images, swd_images, swd_patches_per_image) < 1:
+            raise ValueError(f"task.batch_size, grid_images, swd_images and swd_patches_per_image must be >= 1, got "
+                             f"{batch_size}, {grid_images}, {swd_images}, {swd_patches_per_image}")
         self.num_samples, self.seed = int(num_samples), int(seed)
         self.std_multiple, self.min_fraction = float(std_multiple), float(min_fraction)
         self.scatter_points, self.monitor = int(scatter_points), monitor
+        self.batch_size, self.grid_images = int(batch_size), int(grid_images)
+        self.fid, self.weights_dir = bool(fid), weights_dir
+        self.swd_images, self.swd_patches_per_image = int(swd_images), int(swd_patches_per_image)
 
     def check(self, method: Method) -> None:
         """The method must offer `sample(count, generator)` (RGM Alg. 3)."""
@@ -82,10 +147,17 @@ class GenerationTask(Task):
 
     def evaluate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
                  output_dir: Path) -> dict[str, dict[str, float]]:
+        """The image report for a method that makes `(C, H, W)` samples, else the toy mode-coverage report."""
+        if len(getattr(method, "sample_shape", ())) == 3:
+            return self.evaluate_images(method, trainer, datamodule, Path(output_dir))
+        return self.evaluate_points(method, trainer, datamodule, output_dir)
+
+    def evaluate_points(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
+                        output_dir: Path) -> dict[str, dict[str, float]]:
         """Samples → mode coverage → results.md/.csv, mode_counts.csv, scatter.png (written on rank 0)."""
         if not callable(getattr(datamodule, "means", None)) or not hasattr(datamodule, "std"):
             raise ValueError(f"the mode-coverage report needs the 2-D toy data (data=toy2d), got "
-                             f"{type(datamodule).__name__}; sample grids and FID for images are not available yet")
+                             f"{type(datamodule).__name__}")
         method.eval()
         samples = method.sample(self.num_samples, torch.Generator(next(method.parameters()).device).manual_seed(self.seed)).cpu()
         results = {"samples": mode_coverage(samples, datamodule.means(), datamodule.std, self.std_multiple, self.min_fraction)}
@@ -113,3 +185,63 @@ class GenerationTask(Task):
                                                                                  for name, values in results.items()])),
                        write_text(directory / "mode_counts.csv", csv_text(["mode", "x", "y", "count"], counts)),
                        save_figure(scatter_figure(samples, data, means, radius, title), directory / "scatter.png"))
+
+    def evaluate_images(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
+                        output_dir: Path) -> dict[str, dict[str, float]]:
+        """Samples and the test split → FID (with weights), patch SWD → samples.png, results.md/.csv (rank 0)."""
+        method.eval()
+        device = next(method.parameters()).device
+        scores = SampleScores(self.fid_metric(device), self.swd_images, self.swd_patches_per_image)
+        for batch in split_images(datamodule, tuple(method.sample_shape)):
+            scores.update(batch.to(device), real=True)
+        grid: list[Tensor] = []
+        for samples in sample_batches(method, self.num_samples, self.batch_size,
+                                      torch.Generator(device).manual_seed(self.seed)):
+            scores.update(samples, real=False)
+            grid.append(samples[: self.grid_images - sum(len(part) for part in grid)].cpu())
+        results = {"samples": scores.compute()}
+        if trainer.is_global_zero:
+            paths = self.write_images(results, torch.cat(grid), scores, trainer, output_dir)
+            print(f"\n{paths['results.md'].read_text()}\nwritten to {output_dir}", flush=True)
+        return results
+
+    def fid_metric(self, device: torch.device) -> FrechetInceptionDistance | None:
+        """The FID accumulator on `device`; None when `fid` is off, or (with a warning) when the weights are missing."""
+        if not self.fid:
+            return None
+        try:
+            return load_fid(self.weights_dir).to(device)
+        except MissingWeightsError as error:
+            log.warning("continuing without FID: %s", error)
+            return None
+
+    def write_images(self, results: Mapping[str, Mapping[str, float]], grid: Tensor, scores: SampleScores,
+                     trainer: L.Trainer, directory: Path) -> dict[str, Path]:
+        """samples.png (also logged to wandb), results.md/.csv with the counts and settings in the notes."""
+        image = make_grid(grid, nrow=math.ceil(math.sqrt(len(grid))), padding=2, pad_value=1.0)
+        if isinstance(trainer.logger, WandbLogger):
+            log_images(trainer.logger, "samples", [image], [f"{len(grid)} of {self.num_samples} samples"])
+        counts = f"{scores.counts[False]} samples (seed {self.seed}) vs {scores.counts[True]} test images"
+        notes = {"FID": f"Inception-v3 pool features on 8-bit images, {counts}" if scores.fid is not None
+                 else "not computed (off, or Inception weights missing)",
+                 "patch SWD": f"7x7 patches, 256 projections, {self.swd_patches_per_image} patches of each of the first "
+                              f"{min(self.swd_images, scores.counts[False])} samples and "
+                              f"{min(self.swd_images, scores.counts[True])} test images",
+                 "clipping": "samples and images clipped to [0, 1]"}
+        rows = [{"model": name, **{key: repr(value) for key, value in row.items()}} for name, row in results.items()]
+        return written(save_png(image, directory / "samples.png"),
+                       write_text(directory / "results.md", image_table(results, notes)),
+                       write_text(directory / "results.csv", csv_text(["model", *IMAGE_METRICS], rows)))
+
+
+def split_images(datamodule: L.LightningDataModule, shape: tuple[int, ...]) -> Iterator[Tensor]:
+    """The test split's `batch["image"]` batches, refused with a clear error when they are not of the samples' shape."""
+    if not callable(getattr(datamodule, "test_dataloader", None)):
+        raise ValueError(f"the image generation report compares samples with a test split of images, but "
+                         f"{type(datamodule).__name__} has none; use an image data module (e.g. data=cifar10)")
+    datamodule.setup("test")
+    for batch in datamodule.test_dataloader():
+        images = batch["image"] if isinstance(batch, dict) else batch
+        if tuple(images.shape[1:]) != shape:
+            raise ValueError(f"the generator makes {shape} images but the test split holds {tuple(images.shape[1:])}")
+        yield images.float()
