@@ -58,7 +58,8 @@ def check_denoiser_experiment(cfg, method, task) -> None:
 
 def check_rgm_experiment(cfg, method, task) -> None:
     """RGM's invariants: only its own groups (chain, prior, generator, discriminator), the generation task; the toy
-    runs have N = 4 VP levels and batch 1000, the image runs the reference's N, batch, λ, R1, EMA and Adam betas."""
+    runs have N = 4 VP levels and batch 1000, the image runs the reference's N, batch, λ, R1, EMA, Adam betas and
+    per-epoch cosine schedules."""
     from dirac.tasks.generation import GenerationTask
 
     assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
@@ -75,6 +76,8 @@ def check_rgm_experiment(cfg, method, task) -> None:
     assert method.ema_decay == 0.9999 and cfg.model.optimizer_g.lr == (1.6e-4 if cifar else 2e-4)
     assert list(cfg.model.optimizer_g.betas) == list(cfg.model.optimizer_d.betas) == [0.5, 0.9]
     assert cfg.model.optimizer_d.lr == 1e-4 and method.algorithm == "prior"
+    for optimizer, scheduler in zip(*method.configure_optimizers()):  # the per-epoch cosine of G and D (rgm.md §4)
+        assert (scheduler.T_max, scheduler.eta_min) == ((1800 if cifar else 700), 1e-5)
 
 
 FAMILY_CHECKS = {"dirac": check_dirac_experiment, "denoiser": check_denoiser_experiment, "rgm": check_rgm_experiment}

@@ -24,6 +24,7 @@ from dirac.priors.kld import discriminator_loss, r1_penalty
 ALGORITHMS = ("prior", "posterior")      # Alg. 2 (re-degrade with the forward chain), Alg. 1 (posterior sampling)
 FIDELITIES = ("map", "mmse")
 Optimizer = Callable[..., torch.optim.Optimizer]
+Scheduler = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 class RGMModule(Method):
@@ -34,6 +35,8 @@ class RGMModule(Method):
     One training iteration = one D step (when used), the DSWD inner loop (when used), one G step, one EMA update.
     `global_step` counts G steps only (D and projection steps bypass Lightning's step counter), so
     `trainer.max_steps` is the number of iterations. A non-finite loss raises FloatingPointError naming the step.
+    `scheduler_g` / `scheduler_d` (factories of a learning-rate schedule, e.g. the reference's cosine) are stepped
+    once per epoch, at its end (rgm.md §4).
     Batches are what the generator makes (its `sample_shape`): `(B, dim)` points for the toy MLPs, `{"image"}` batches
     in [0, 1] for image generators, mapped to [−1, 1] here (rgm.md §0) and back in `sample`.
     """
@@ -43,7 +46,8 @@ class RGMModule(Method):
     def __init__(self, generator: nn.Module, chain: nn.Module, prior: nn.Module | None, optimizer_g: Optimizer,
                  discriminator: nn.Module | None = None, optimizer_d: Optimizer | None = None,
                  optimizer_projection: Optimizer | None = None, algorithm: str = "prior", fidelity: str = "map",
-                 lam: float = 1e-3, ema_decay: float = 0.9999, r1_gamma: float = 0.02, lazy_reg: int = 15) -> None:
+                 lam: float = 1e-3, ema_decay: float = 0.9999, r1_gamma: float = 0.02, lazy_reg: int = 15,
+                 scheduler_g: Scheduler | None = None, scheduler_d: Scheduler | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
         check_choices(chain, prior, algorithm, fidelity, lam)
@@ -58,6 +62,7 @@ class RGMModule(Method):
         if isinstance(prior, DSWDPrior):
             self.bind_projection(optimizer_projection)
         self.optimizer_factories = (optimizer_g, optimizer_d, optimizer_projection)
+        self.scheduler_factories = (scheduler_g, scheduler_d if self.uses_discriminator else None)
         self.algorithm, self.fidelity_kind, self.lam = algorithm, fidelity, float(lam)
         self.ema_decay, self.r1_gamma, self.lazy_reg = float(ema_decay), float(r1_gamma), max(1, int(lazy_reg))
 
@@ -214,15 +219,25 @@ class RGMModule(Method):
                              "pick a generator/discriminator for the data (generator=toy for 2-D points)")
         return 2 * data.float() - 1 if self.images else data.float()
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        """[Adam on G] + [Adam on D when used] + [Adam on the DSWD projection net when used] (rgm.md §4–5)."""
+    def on_train_epoch_end(self) -> None:
+        """Step the per-epoch learning-rate schedules of G and D (manual optimisation: Lightning does not)."""
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer] | tuple[list, list]:
+        """[Adam on G] + [Adam on D when used] + [Adam on the DSWD projection net when used] (rgm.md §4–5), and the
+        configured schedules of the G and D optimisers."""
         make_g, make_d, make_p = self.optimizer_factories
         optimizers = [make_g(self.generator.parameters())]
         if self.uses_discriminator:
             optimizers.append(make_d(self.discriminator.parameters()))
         if isinstance(self.prior, DSWDPrior):
             optimizers.append(make_p(self.prior.projection.parameters()))
-        return optimizers
+        schedulers = [make(optimizer) for make, optimizer in zip(self.scheduler_factories, optimizers) if make is not None]
+        return (optimizers, schedulers) if schedulers else optimizers
 
     # ---- what the method offers tasks ------------------------------------------------------------------------------
     @torch.no_grad()

@@ -3,6 +3,7 @@ the refused combinations and the non-finite-loss stop; a slow test that priors c
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import lightning as L
@@ -116,3 +117,23 @@ def test_a_prior_covers_the_modes_where_mmse_collapses():
         results[name] = mode_coverage(samples, mixture_means(), 0.0707)
     assert results["mmd"]["modes_covered"] >= 6, results
     assert results["mmse"]["high_quality"] < 0.5 * results["mmd"]["high_quality"], results
+
+
+def test_the_epoch_schedules_of_g_and_d_follow_the_cosine():
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    cosine = partial(CosineAnnealingLR, T_max=4, eta_min=1e-4)
+    rgm = module(KLDPrior(), scheduler_g=cosine, scheduler_d=cosine)
+    lrs = []
+
+    class Record(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            lrs.append([optimizer.param_groups[0]["lr"] for optimizer in pl_module.optimizers()[:2]])
+
+    trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1, callbacks=[Record()])
+    trainer.fit(rgm, datamodule=ToyDataModule(num_samples=64, eval_samples=64, batch_size=32))
+    assert trainer.global_step == 8  # 2 G steps an epoch: the schedules move per epoch, not per step
+    expected = [1e-4 + (3e-3 - 1e-4) * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in range(4)]
+    assert lrs == [pytest.approx([lr, lr]) for lr in expected]
+    assert module(MMDPrior(), scheduler_g=cosine, scheduler_d=cosine).configure_optimizers()[1][0].T_max == 4
