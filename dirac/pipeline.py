@@ -88,7 +88,9 @@ def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a checkpoint (`mode=test ckpt_path=...`) on the configured test data with the configured task."""
     ckpt = checkpoint_for(cfg)
     if ckpt is None:
-        raise ValueError("mode=test needs a checkpoint: pass ckpt_path=<file> (or ckpt_path=last)")
+        trained_by = cfg.get("checkpoint_from")
+        hint = f"; `python -m dirac.run experiment={trained_by}` trains one" if trained_by else ""
+        raise ValueError(f"mode=test needs a checkpoint: pass ckpt_path=<file> (or ckpt_path=last){hint}")
     checkpoint = load_checkpoint(ckpt, configured_family(cfg))  # another family's checkpoint: the family error first
     check_compatible(checkpoint["dirac"]["config"], cfg)
     run = build(cfg)
@@ -104,10 +106,11 @@ def configured_family(cfg: DictConfig) -> str | None:
 
 
 def check_compatible(stored: dict, cfg: DictConfig) -> None:
-    """Refuse a checkpoint whose network, degradation, noise or image geometry differ from the config, naming each difference."""
+    """Refuse a checkpoint whose network, degradation, noise or image geometry differ from the config, naming each
+    difference; a part the checkpoint does not store (an RGM has no degradation) is the task's alone."""
     current = model_config(cfg)
     differences = [f"{key}: checkpoint {stored.get(key)!r} vs config {current.get(key)!r}"
-                   for key in COMPATIBLE_KEYS if stored.get(key) != current.get(key)]
+                   for key in COMPATIBLE_KEYS if key in stored and stored[key] != current.get(key)]
     differences += [f"data.{key}: checkpoint {stored.get('data', {}).get(key)!r} vs config {current['data'].get(key)!r}"
                     for key in ("image_size", "channels") if stored.get("data", {}).get(key) != current["data"].get(key)]
     if differences:

@@ -28,19 +28,21 @@ TRAIN_HINT = ("train one with `python -m dirac.run experiment=denoiser_embedded`
 
 class SharedDenoiser:
     """The unconditional denoiser D(x, sigma) of a baseline (SPEC §1.5): a module, or a zero-argument loader (a Hydra
-    `_partial_` of `dirac.denoisers.loading.load_denoiser`) called once, frozen, and moved to the data's device."""
+    `_partial_` of `dirac.denoisers.loading.load_denoiser`) called once, frozen, and moved to the data's device.
+    `what`, `key` and `hint` name the network, its path setting and how to get one (another network: RGM-PnP's prior)."""
 
-    def __init__(self, source: nn.Module | Callable[[], nn.Module]) -> None:
+    def __init__(self, source: nn.Module | Callable[[], nn.Module], what: str = "a denoiser D(x, sigma)",
+                 key: str = "denoiser.path", hint: str = TRAIN_HINT) -> None:
         self.source = source
         self.module: nn.Module | None = source if isinstance(source, nn.Module) else None
+        self.what, self.key, self.hint = what, key, hint
 
     def load(self, method: str) -> nn.Module:
-        """The denoiser module, loaded on first use; a loader without a path is refused with the way to get one."""
+        """The network, loaded on first use; a loader without a path is refused with the way to get one."""
         if self.module is None:
             keywords = self.source.keywords if isinstance(self.source, functools.partial) else {}
             if "path" in keywords and keywords["path"] in (None, ""):
-                raise FileNotFoundError(f"the {method} baseline needs a denoiser D(x, sigma) but denoiser.path is not "
-                                        f"set: {TRAIN_HINT}")
+                raise FileNotFoundError(f"the {method} baseline needs {self.what} but {self.key} is not set: {self.hint}")
             self.module = self.source().eval().requires_grad_(False)
         return self.module
 

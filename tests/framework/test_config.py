@@ -60,10 +60,15 @@ def check_rgm_experiment(cfg, method, task) -> None:
     """RGM's invariants: only its own groups (chain, prior, generator, discriminator), the generation task; the toy
     runs have N = 4 VP levels and batch 1000, the image runs the reference's N, batch, λ, R1, EMA, Adam betas and
     per-epoch cosine schedules."""
+    from dirac.tasks import RestorationTask
     from dirac.tasks.generation import GenerationTask
 
-    assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
-    assert method.family == "rgm" and isinstance(task, GenerationTask)
+    assert not {"loss", "sampler"} & set(cfg) and method.family == "rgm", sorted(cfg)
+    if cfg.name.startswith("rgm_pnp_"):  # Alg. 4: a trained RGM as a PnP prior beside the pseudo-inverse
+        assert isinstance(task, RestorationTask) and set(task.baselines) == {"pinv", "rgm_pnp"}
+        assert cfg.mode == "test" and cfg.checkpoint_from in EXPERIMENTS and task.monitor == "rgm_pnp/psnr"
+        return
+    assert not {"degradation", "noise"} & set(cfg) and isinstance(task, GenerationTask)
     if cfg.name.startswith("toy_"):
         assert method.chain.steps == 4 and method.sample_shape == (2,)
         assert cfg.data.batch_size == 1000 and (cfg.prior is None) == (cfg.name == "toy_mmse")
@@ -93,9 +98,21 @@ def denoiser_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(module, tmp_path_factory.mktemp("denoiser") / "denoiser.ckpt")
 
 
+@pytest.fixture(scope="module")
+def rgm_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny 32 px RGM image checkpoint: the prior the rgm_pnp experiments load when the task checks them."""
+    cfg = compose_config(["experiment=cifar10_rgm_kld_d", "generator=ncsnpp_tiny", "discriminator=tiny",
+                          "data.image_size=32"], tmp_path_factory.mktemp("rgm") / "run")
+    module = instantiate(cfg.model)
+    module.run_config = model_config(cfg)
+    return save_checkpoint(module, tmp_path_factory.mktemp("rgm") / "rgm.ckpt")
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path, denoiser_checkpoint):
+def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path, denoiser_checkpoint,
+                                                                    rgm_checkpoint):
     prior = [f"denoiser.path={denoiser_checkpoint}"] if experiment.startswith("compare_") else []
+    prior += [f"ckpt_path={rgm_checkpoint}"] if experiment.startswith("rgm_pnp_") else []
     as_configured = compose_config([f"experiment={experiment}", *prior], tmp_path / experiment)
     small = ["net=tiny", "data.image_size=32"] if "net" in as_configured else []  # image networks, built small
     if as_configured.get("generator", {}).get("_target_") == "dirac.nets.NCSNppGenerator":

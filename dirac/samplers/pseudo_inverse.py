@@ -1,0 +1,29 @@
+"""The measurement's pseudo-inverse x = A⁺ y as a restorer (the reference row of RGM-PnP, SPEC §2 Alg. 4): nearest
+replication for block-average super-resolution, the grey image repeated over the channels for colorization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from dirac.degradations.base import Degradation
+from dirac.samplers.baseline import BaselineRestorer, IterationCallback, measurement_operator
+from dirac.samplers.restorer import Generators
+
+
+@dataclass(frozen=True, eq=False)
+class PseudoInverse(BaselineRestorer):
+    """x = A⁺ y with the task's operator A_1 (closed form through its SVD, else conjugate gradients); no parameters,
+    no network (NFE 0)."""
+
+    METHOD: ClassVar[str] = "pseudo-inverse"
+
+    @torch.no_grad()
+    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
+            callback: IterationCallback | None = None) -> Tensor:
+        """A⁺ y."""
+        degradation.check_image(y)
+        return measurement_operator(degradation, y.float()).A_pinv(y.float())

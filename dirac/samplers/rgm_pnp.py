@@ -1,0 +1,138 @@
+"""RGM as a plug-and-play prior in Douglas–Rachford splitting (SPEC §2 "Inverse problems", Alg. 4; rgm.md §7), in the
+model's [−1, 1] scale where the measurement is y' = 2y − A(1):
+
+    x = A⁺ y'
+    M times, for j = T′ … 1:
+        x̂ = G(ā_j x + noise_factor · σ̄_j ε, z, j)      the iterate pushed to forward level j, then restored
+        w = (1 − α) x + α x̂
+        u = prox_{λf}(2w − x) = operator.prox_l2(2w − x, y', λ)   f = ½ ‖A x − y'‖², through the operator's SVD
+        x = x + (u − w)
+
+and returns x mapped back to [0, 1] (the loop returns x, not w or u). NFE = M · T′.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from dirac.degradations.base import Degradation
+from dirac.degradations.operators import LinearOperator, SVDOperator
+from dirac.precision import autocast_network_only
+from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator
+from dirac.samplers.restorer import Generators, check_generators, gaussian_like
+
+RGM_HINT = ("train one with `python -m dirac.run experiment=cifar10_rgm_kld_d` (32 px; celebahq_rgm_kld_d for 256 px) "
+            "and pass its outputs/<experiment>/<time>/checkpoints/rgm.ckpt")
+
+
+def load_rgm(path: str | Path | None) -> nn.Module:
+    """The RGM image module stored at `path` (an `rgm.ckpt`), read by the safe checkpoint loader, frozen, in eval mode."""
+    from dirac.checkpoints import load_checkpoint, module_from_checkpoint
+
+    if path in (None, "") or not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"RGM-PnP needs a trained RGM checkpoint, and there is none at {path}: {RGM_HINT}")
+    module = module_from_checkpoint(load_checkpoint(Path(path).expanduser(), family="rgm"), family="rgm")
+    if len(module.sample_shape) != 3:
+        raise ValueError(f"the RGM checkpoint {path} makes {module.sample_shape} points, not images: RGM-PnP restores "
+                         f"images ({RGM_HINT})")
+    return module.eval().requires_grad_(False)
+
+
+def shared_rgm(source: nn.Module | SharedDenoiser | None) -> SharedDenoiser | None:
+    """RGM-PnP's prior (a module or a `load_rgm` partial) as a network loaded once, with the RGM training hint."""
+    if source is None or isinstance(source, SharedDenoiser):
+        return source
+    return SharedDenoiser(source, what="a trained RGM prior", key="its rgm.path (ckpt_path)", hint=RGM_HINT)
+
+
+@dataclass(frozen=True, eq=False)
+class RGMPnP(BaselineRestorer):
+    """Alg. 4: Douglas–Rachford splitting with a trained RGM (`rgm`: its module, or a `load_rgm` partial loaded once)
+    as the prior and the data term's prox through the operator's SVD; `iterations` outer iterations (M) of `t_prime`
+    restorations each, from level T′ down to 1, with the EMA generator and z, ε drawn from the per-image generators.
+
+    Tunable: `lam` (the prox weight λ) and `alpha` (the step towards G's restoration). `noise_factor` scales the
+    forward noise (0.99 as the reference); `clamp` clips w to [−1, 1] (off by default, as the reference).
+    """
+
+    PARAMS: ClassVar[tuple[str, ...]] = ("lam", "alpha")
+    DEFAULT_GRIDS: ClassVar[dict] = {"lam": [0.01, 0.1, 0.2, 1.0, 5.0, 10.0], "alpha": [0.05, 0.1, 0.2, 0.5]}
+    METHOD: ClassVar[str] = "RGM-PnP"
+
+    rgm: SharedDenoiser | nn.Module | None = None
+    lam: float = 10.0
+    alpha: float = 0.05
+    iterations: int = 40
+    t_prime: int = 1
+    noise_factor: float = 0.99
+    clamp: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "rgm", shared_rgm(self.rgm))
+        if int(self.iterations) < 1 or int(self.t_prime) < 1 or not 0 < self.alpha <= 1 or self.lam <= 0:
+            raise ValueError(f"RGM-PnP needs iterations >= 1, t_prime >= 1, 0 < alpha <= 1 and lam > 0, got "
+                             f"{self.iterations}, {self.t_prime}, {self.alpha}, {self.lam}")
+        object.__setattr__(self, "iterations", int(self.iterations))
+        object.__setattr__(self, "t_prime", int(self.t_prime))
+
+    @property
+    def nfe(self) -> int:
+        """One generator call per restoration: M · T′."""
+        return self.iterations * self.t_prime
+
+    def prepare(self, degradation: Degradation) -> None:
+        """Refuse an operator without an SVD, then load the RGM and refuse one for other images or with fewer than T′
+        levels, before any work."""
+        super().prepare(degradation)
+        if self.rgm is None:
+            raise ValueError(f"RGM-PnP needs a trained RGM prior: {RGM_HINT}")
+        module = self.rgm.load(self.METHOD)
+        shape = (degradation.channels, degradation.image_size, degradation.image_size)
+        if tuple(module.sample_shape) != shape:
+            raise ValueError(f"the RGM prior makes {tuple(module.sample_shape)} images but the task measures {shape} "
+                             "images: use an RGM trained on this data")
+        if self.t_prime > module.chain.steps:
+            raise ValueError(f"RGM-PnP pushes the iterate to level t_prime={self.t_prime}, but the RGM chain has "
+                             f"{module.chain.steps} levels")
+
+    def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
+        """The data term's prox is taken through the operator's SVD (as DDRM)."""
+        if not isinstance(operator, SVDOperator):
+            raise ValueError(f"RGM-PnP takes the data term's prox through the operator's SVD, but the "
+                             f"{type(degradation).__name__} degradation's operator ({type(operator).__name__}) has none")
+
+    @torch.no_grad()
+    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
+            callback: IterationCallback | None = None) -> Tensor:
+        """Alg. 4 on y in [0, 1]; `callback(i, x_i)` (in [0, 1]) after each outer iteration."""
+        degradation.check_image(y)
+        check_generators(generator, y.shape[0])
+        y = y.float()
+        operator = measurement_operator(degradation, y)
+        rgm = self.rgm.on(y.device, self.METHOD)
+        measured = 2 * y - operator.A(torch.ones_like(y))  # y' = A(2 x0 − 1) in the model's scale
+        x = operator.A_pinv(measured)
+        latent = y.new_empty(y.shape[0], rgm.nz)
+        with autocast_network_only(y.device.type) as under_autocast:
+            restore = under_autocast(rgm.generator_ema)
+            for index in range(self.iterations):
+                for level in range(self.t_prime, 0, -1):
+                    x = self.split(x, restore, rgm.chain, operator, measured, level, latent, generator)
+                if callback is not None:
+                    callback(index, (x + 1) / 2)
+        return (x + 1) / 2
+
+    def split(self, x: Tensor, restore, chain: nn.Module, operator: LinearOperator, measured: Tensor, level: int,
+              latent: Tensor, generator: Generators) -> Tensor:
+        """One Douglas–Rachford step with G's restoration from level `level` as the prior's reflection point."""
+        k = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
+        x_level = chain.marginal(x, k, self.noise_factor * gaussian_like(x, generator))
+        w = (1 - self.alpha) * x + self.alpha * restore(x_level, gaussian_like(latent, generator), k).float()
+        w = w.clamp(-1, 1) if self.clamp else w
+        return x + operator.prox_l2(2 * w - x, measured, self.lam) - w
