@@ -6,7 +6,8 @@ Each measurement is the median of repeated timings (after warm-up; CUDA synchron
 Lines: batched degradations vs the paper code's structure (a loop over the batch rebuilding the kernel or mask per
 sample); closed-form adjoints and SVD products vs the autograd adjoint; one Dirac reverse step vs the bare network
 forward (and a guided step vs forward + backward); a Lightning training step of each method vs a bare PyTorch loop
-doing the same forward/backward/step; RCC encode / decode seconds per image vs the denoiser calls they need, and
+doing the same forward/backward/step; RGM sampling (Alg. 3) vs its N generator forwards and an RGM training step
+(manual optimisation of G and D) vs a bare loop doing the same G and D updates; RCC encode / decode seconds per image vs the denoiser calls they need, and
 the PFR search's candidates per second vs bare randn + matvec of the same blocks; memory of a training step (peak on GPU, parameters + activations on CPU).
 Nothing here is a test: the numbers depend on the machine, the ratios much less.
 """
@@ -32,9 +33,13 @@ from torch.utils.data import DataLoader
 from dirac.degradations import BlockSuperResolution, GaussianBlur, GaussianInpainting
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import GeometricNoise
+from dirac.chains import VPChain
 from dirac.methods.denoiser import DenoiserModule
 from dirac.methods.dirac import DiracModule, LookAheadLoss
-from dirac.nets import NCSNpp
+from dirac.methods.rgm import RGMModule
+from dirac.nets import NCSNpp, NCSNppGenerator, TimeDiscriminator
+from dirac.priors import KLDPrior
+from dirac.priors.kld import discriminator_loss, r1_penalty
 from dirac.samplers import DiracSampler
 
 TINY = dict(model_channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,), dropout=0.0)
@@ -239,6 +244,72 @@ def training_lines(device: torch.device, size: int, batch: int, steps: int) -> l
     return lines
 
 
+def tiny_rgm(size: int, device: torch.device) -> RGMModule:
+    """RGM-KLD-D (N = 4) with the tiny NCSN++ generator and tiny discriminator of the configs at `size` px."""
+    adam = partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.9))
+    generator = NCSNppGenerator(3, size, 16, (1, 2), 1, (), nz=8, z_emb=32, n_mlp=1)
+    return RGMModule(generator, VPChain(4), KLDPrior(), adam, TimeDiscriminator(3, size, 8, (2, 4, 4), 4, 32),
+                     adam).to(device)
+
+
+def bare_rgm_step(rgm: RGMModule, loader: DataLoader, steps: int, device: torch.device) -> float:
+    """The median time of the same D step (with lazy R1), G step and EMA update in a plain PyTorch loop."""
+    optimizer_g, optimizer_d = rgm.configure_optimizers()
+    times = []
+    batches = iter(loader)
+    for step in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        x0 = 2 * next(batches)["image"].to(device) - 1
+        k = rgm.levels(x0.shape[0], device)
+        x_prev, x_k = rgm.real_pair(x0, k)
+        with torch.no_grad():
+            fake = rgm.redegrade(rgm.restore(x_k, k), x_k, k)
+        regularise = step % rgm.lazy_reg == 0
+        x_prev = x_prev.requires_grad_(regularise)
+        real_logit = rgm.discriminator(x_prev, x_k, k)
+        loss_d = discriminator_loss(real_logit, rgm.discriminator(fake, x_k, k))
+        loss_d = loss_d + 0.5 * rgm.r1_gamma * r1_penalty(real_logit, x_prev) if regularise else loss_d
+        optimizer_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        optimizer_d.step()
+        loss_g = rgm.generator_step(x0)[0]
+        optimizer_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizer_g.step()
+        rgm.update_ema()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def rgm_lines(device: torch.device, size: int, batch: int, steps: int, repeats: int) -> list[Line]:
+    """RGM sampling (Alg. 3, NFE = N) vs N bare generator forwards on the same batch; a Lightning RGM iteration
+    (manual optimisation of D and G, EMA) vs a bare loop doing the same updates."""
+    rgm = tiny_rgm(size, device).eval()
+    setting = f"tiny NCSN++ generator, batch {batch}, {size} px, {device}"
+    x = torch.randn(batch, 3, size, size, device=device)
+    z = torch.randn(batch, rgm.nz, device=device)
+    k = torch.ones(batch, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def forwards() -> None:
+        for _ in range(rgm.chain.steps):
+            rgm.generator_ema(x, z, k)
+
+    generator = torch.Generator(device).manual_seed(0)
+    lines = [Line(f"RGM sampling, Alg. 3 (N = {rgm.chain.steps})", setting, timed(lambda: rgm.sample(batch, generator),
+                                                                                   device, repeats),
+                  f"{rgm.chain.steps} generator forwards", timed(forwards, device, repeats))]
+    loader = random_loader(size, batch, batch * (steps + 4))
+    lit = lightning_step(tiny_rgm(size, device), loader, steps, device)
+    lines.append(Line("RGM training step (Lightning, manual opt.)", setting, lit, "bare PyTorch loop",
+                      bare_rgm_step(tiny_rgm(size, device), loader, steps, device)))
+    return lines
+
+
 def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
     """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, and the PFR search's
     candidates scored per second vs the bare randn + matvec of the same candidates in the same run."""
@@ -324,6 +395,7 @@ def main(argv: list[str] | None = None) -> list[Line]:
     if not args.quick:
         lines += sampler_lines(device, 256 if gpu else 64, 4 if gpu else 2, BASE, "base", 3)
     lines += training_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12)
+    lines += rgm_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12, repeats)
     lines += compression_lines(device, 32, repeats)
     for line in lines:
         print(f"{line.name:<44} {line.setting:<40} {line.seconds * 1e3:9.2f} ms   vs {line.baseline}: "
