@@ -1,12 +1,16 @@
 """The speed options GPU users reach for, as one Lightning callback: channels-last memory, torch.compile of the
-method's backbone (with a clear message and an eager fallback), float32 matmul precision (TF32 on Ampere+)."""
+method's backbone (with a clear message and an eager fallback), float32 matmul precision (TF32 on Ampere+);
+and a stated training-time budget that is checked, never silently truncated."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import lightning as L
 import torch
+
+from dirac.errors import UserError
 
 log = logging.getLogger(__name__)
 MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -56,3 +60,47 @@ def compile_backbone(pl_module: L.LightningModule, backend: str, mode: str | Non
     backbone.compile(backend=backend, mode=mode)
     log.info("compiled %s with torch.compile(backend=%r, mode=%r)", type(backbone).__name__, backend, mode)
     return True
+
+
+class TrainingBudget(L.Callback):
+    """A stated wall-clock limit on training, kept honestly: after `probe_steps` optimisation steps the run
+    projects its total training time from the measured step rate and stops with an error naming the numbers if
+    the configured `max_steps` would not fit into `minutes`, and it stops the same way if training ever passes
+    the limit; a run is never silently cut short (the last checkpoint written stays on disk)."""
+
+    def __init__(self, minutes: float | None = None, probe_steps: int = 20, warmup_steps: int = 5) -> None:
+        if minutes is not None and minutes <= 0:
+            raise ValueError(f"the training budget must be positive minutes (or null for none), got {minutes}")
+        if not 0 <= warmup_steps < probe_steps:
+            raise ValueError(f"need 0 <= warmup_steps < probe_steps, got {warmup_steps} and {probe_steps}")
+        self.seconds = None if minutes is None else 60.0 * float(minutes)
+        self.probe_steps, self.warmup_steps = int(probe_steps), int(warmup_steps)
+        self.started: float | None = None
+        self.warm: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started, self.first_step = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if self.seconds is None or self.started is None:
+            return
+        done, now = trainer.global_step - self.first_step, time.perf_counter()
+        if done == self.warmup_steps:
+            self.warm = now
+        if done == self.probe_steps and self.warm is not None and trainer.max_steps > 0:
+            per_step = (now - self.warm) / (self.probe_steps - self.warmup_steps)
+            projected = (now - self.started) + per_step * (trainer.max_steps - trainer.global_step)
+            if projected > self.seconds:
+                raise TrainingBudgetError(
+                    f"trainer.max_steps={trainer.max_steps} does not fit the stated training budget: at the measured "
+                    f"{per_step:.3g} s per step training would take about {projected / 60:.1f} min, over "
+                    f"callbacks.budget.minutes={self.seconds / 60:g}; lower trainer.max_steps or raise the budget")
+        if now - self.started > self.seconds:
+            raise TrainingBudgetError(
+                f"training passed its stated budget of {self.seconds / 60:g} min at step {trainer.global_step} of "
+                f"{trainer.max_steps} (the machine slowed down?); the last checkpoint is in the run's checkpoints/ "
+                "folder: resume with resume=true and a larger callbacks.budget.minutes")
+
+
+class TrainingBudgetError(UserError):
+    """A configured training length that does not fit the run's stated time budget."""

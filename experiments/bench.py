@@ -8,7 +8,8 @@ sample); closed-form adjoints and SVD products vs the autograd adjoint; one Dira
 forward (and a guided step vs forward + backward); a Lightning training step of each method vs a bare PyTorch loop
 doing the same forward/backward/step; RGM sampling (Alg. 3) vs its N generator forwards and an RGM training step
 (manual optimisation of G and D) vs a bare loop doing the same G and D updates; RCC encode / decode seconds per image vs the denoiser calls they need, and
-the PFR search's candidates per second vs bare randn + matvec of the same blocks; memory of a training step (peak on GPU, parameters + activations on CPU).
+the PFR search's candidates per second vs bare randn + matvec of the same blocks; the quickstart step's split
+(degradation, forward, backward, optimiser) as shares of the whole step; memory of a training step (peak on GPU, parameters + activations on CPU).
 Nothing here is a test: the numbers depend on the machine, the ratios much less.
 """
 
@@ -141,10 +142,10 @@ def operator_lines(device: torch.device, size: int, batch: int, repeats: int) ->
     return lines
 
 
-def tiny_dirac(size: int, net: dict, device: torch.device, guidance: str = "none") -> DiracModule:
+def tiny_dirac(size: int, net: dict, device: torch.device, guidance: str = "none", delta_t: float = 0.0) -> DiracModule:
     """A Dirac module with an NCSN++ of the given settings at `size` px."""
     sampler = DiracSampler(dt=0.5, guidance=guidance, output="iterate")
-    return DiracModule(NCSNpp(3, 3, size, **net), GaussianBlur(3, size), GeometricNoise(), LookAheadLoss(0.0),
+    return DiracModule(NCSNpp(3, 3, size, **net), GaussianBlur(3, size), GeometricNoise(), LookAheadLoss(delta_t),
                        partial(torch.optim.Adam, lr=1e-4), sampler, sampler).to(device)
 
 
@@ -310,6 +311,35 @@ def rgm_lines(device: torch.device, size: int, batch: int, steps: int, repeats: 
     return lines
 
 
+def step_split_lines(device: torch.device, size: int, batch: int, repeats: int) -> list[Line]:
+    """Where the quickstart's training step goes (issue 20 profile): the degradation y_t = A_t(x0) + sigma_t z, the
+    network forward, forward + loss + backward, and Adam's update, each against the whole bare step (Δt = 1)."""
+    module = tiny_dirac(size, TINY, device, delta_t=1.0)
+    optimizer = module.configure_optimizers()
+    x0 = torch.rand(batch, 3, size, size, device=device)
+    t = torch.rand(batch, device=device)
+    y_t = module.degrade(x0, t)
+
+    def backward() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        module.look_ahead_loss(x0, t).backward()
+
+    def step() -> None:
+        backward()
+        optimizer.step()
+
+    full = timed(step, device, repeats)
+    backward()
+    with torch.no_grad():
+        parts = {"degradation A_t + noise": timed(lambda: module.degrade(x0, t), device, repeats),
+                 "network forward": timed(lambda: module.phi(y_t, t), device, repeats)}
+    parts["forward + loss + backward"] = timed(backward, device, repeats)
+    parts["Adam update"] = timed(optimizer.step, device, repeats)
+    setting = f"quickstart: tiny NCSN++, batch {batch}, {size} px, {device}"
+    return [Line(f"step split: {part}", setting, seconds, "the whole bare training step", full)
+            for part, seconds in parts.items()]
+
+
 def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
     """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, and the PFR search's
     candidates scored per second vs the bare randn + matvec of the same candidates in the same run."""
@@ -395,6 +425,7 @@ def main(argv: list[str] | None = None) -> list[Line]:
     if not args.quick:
         lines += sampler_lines(device, 256 if gpu else 64, 4 if gpu else 2, BASE, "base", 3)
     lines += training_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12)
+    lines += step_split_lines(device, 32, 32, repeats)
     lines += rgm_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12, repeats)
     lines += compression_lines(device, 32, repeats)
     for line in lines:

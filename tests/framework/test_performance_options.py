@@ -1,5 +1,5 @@
 """The speed options through config, on CPU (issue 20): bf16-mixed with the operators in float32, channels-last,
-torch.compile of the backbone with its fallback, gradient accumulation, loader workers and pinned memory."""
+torch.compile of the backbone with its fallback, gradient accumulation, loader workers and pinned memory; the stated training budget."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.demos.boring_classes import BoringModel
 
 from dirac.data import EmbeddedSource, ImageDataModule
 from dirac.degradations import GaussianBlur
@@ -17,7 +18,7 @@ from dirac.degradations.noise import GeometricNoise
 from dirac.methods.base import Method
 from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.nets import NCSNpp
-from dirac.performance import PerformanceOptions, compile_backbone
+from dirac.performance import PerformanceOptions, TrainingBudget, TrainingBudgetError, compile_backbone
 from dirac.samplers import DiracSampler
 from tests.framework.conftest import TINY, compose_config
 
@@ -96,3 +97,23 @@ def test_the_options_compose_from_config(tmp_path):
     options = instantiate(cfg.callbacks.performance)
     assert options.channels_last and not options.compile
     assert cfg.trainer.accumulate_grad_batches == 2 and instantiate(cfg.data).pin_memory
+
+
+def budget_trainer(max_steps: int, budget: TrainingBudget) -> L.Trainer:
+    return L.Trainer(max_steps=max_steps, callbacks=[budget], logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+
+
+def test_a_step_count_over_the_stated_budget_stops_early_with_the_numbers():
+    trainer = budget_trainer(10_000_000, TrainingBudget(minutes=0.05, probe_steps=12, warmup_steps=2))
+    with pytest.raises(TrainingBudgetError, match=r"max_steps=10000000 does not fit .* s per step .*budget.minutes=0.05"):
+        trainer.fit(BoringModel())
+    assert trainer.global_step == 12
+
+
+def test_a_run_that_fits_its_budget_trains_every_step():
+    trainer = budget_trainer(30, TrainingBudget(minutes=5, probe_steps=12, warmup_steps=2))
+    trainer.fit(BoringModel())
+    assert trainer.global_step == 30
+    with pytest.raises(ValueError, match="positive minutes"):
+        TrainingBudget(minutes=0)

@@ -1,0 +1,109 @@
+"""One lever at a time: train the quickstart with one change each, same budget and seeds, and tabulate the
+validation DO PSNR, the validation perception of PO and the test numbers (issue 21, item 3).
+
+    python experiments/levers.py                       # every lever at 400 steps
+    python experiments/levers.py --steps 700 --only base,onecycle,dihedral
+    python experiments/levers.py --threads 1 --jobs 2  # two runs side by side, one core each
+
+Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
+outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
+PSNR, PO's perception minimum along stop_t) and learning_curve.csv; test numbers from results.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMON = ["experiment=quickstart", "logger=csv", "trainer.enable_progress_bar=false", "sampler.po.auto_stop=true",
+          "task.preview_images=64", "task.save_images=0"]
+DIHEDRAL = "data.augment={_target_:dirac.data.Dihedral}"
+LEVERS = {
+    "base": [],
+    "onecycle": ["+lr_schedule@model.scheduler=onecycle", "model.optimizer.lr=2e-3"],
+    "cosine": ["+lr_schedule@model.scheduler=cosine"],
+    "ema": ["+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.99"],
+    "net_narrow": ["net.model_channels=24"],
+    "net_wide": ["net.model_channels=48"],
+    "batch_64": ["data.batch_size=64"],
+    "loss_dt_0.05": ["loss=small"],
+    "loss_dt_0": ["loss=current"],
+    "dihedral": [DIHEDRAL],
+    "multiscale": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16"],
+    "multiscale_dihedral": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16", DIHEDRAL],
+}
+
+
+def chosen(rows: list[dict], restorer: str) -> dict:
+    """The chosen calibration row of `restorer` along stop_t."""
+    return next(row for row in rows if row["restorer"] == restorer and row["param"] == "stop_t" and row["chosen"] == "1")
+
+
+def summary(lever: str, out: Path, seconds: float) -> dict:
+    """The lever's validation and test numbers from the files its run wrote."""
+    calibration = list(csv.DictReader((out / "calibration.csv").open()))
+    results = {row["method"]: row for row in csv.DictReader((out / "results.csv").open())}
+    curve = list(csv.DictReader((out / "learning_curve.csv").open()))
+    do, po = chosen(calibration, "dirac_do"), chosen(calibration, "dirac_po")
+    return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(quickstart)", "seconds": f"{seconds:.0f}",
+            "val_do_psnr": f"{float(do['score']):.2f}", "val_do_stop": do["value"],
+            f"val_po_{po['measure']}": f"{float(po['score']):.4f}", "val_po_stop": po["value"],
+            "curve_do_psnr": "/".join(f"{float(row['psnr_dirac_do']):.2f}" for row in curve),
+            "test_do_psnr": results["dirac_do"]["psnr"], "test_po_psnr": results["dirac_po"]["psnr"],
+            "test_po_swd": results["dirac_po"]["swd"], "test_meas_psnr": results["measurement"]["psnr"]}
+
+
+def train(lever: str, steps: int, threads: int, root: Path) -> dict:
+    """Run the quickstart with the lever's overrides and return its summary row."""
+    out = root / lever
+    interval = max(1, steps // 4)
+    command = [sys.executable, "-m", "dirac.run", *COMMON, *LEVERS[lever], f"trainer.max_steps={steps}",
+               f"trainer.val_check_interval={interval}", f"callbacks.model_checkpoint.every_n_train_steps={steps}",
+               f"name=levers_{lever}", f"hydra.run.dir={out}"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with (root / f"{lever}.log").open("w") as log:
+        subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return summary(lever, out, time.perf_counter() - start)
+
+
+def write_table(rows: list[dict], root: Path) -> None:
+    """levers.csv and levers.md under root."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with (root / "levers.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(column, "")) for column in columns) + " |" for row in rows]
+    (root / "levers.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--only", default=",".join(LEVERS), help="comma-separated levers, from: " + ", ".join(LEVERS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "levers")
+    args = parser.parse_args()
+    levers = args.only.split(",")
+    unknown = sorted(set(levers) - set(LEVERS))
+    if unknown:
+        parser.error(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda lever: train(lever, args.steps, args.threads, args.out), levers))
+    write_table(rows, args.out)
+    print((args.out / "levers.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
