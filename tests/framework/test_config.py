@@ -29,12 +29,13 @@ def test_config_groups_exist():
 
 def check_dirac_experiment(cfg, method, task) -> None:
     """Dirac's invariants: the task measures with the method's own operators; DO stops automatically, PO keeps
-    the reference stop; sigma_1 = 0.05."""
+    the reference stop unless the experiment calibrates it (auto_stop); sigma_1 = 0.05."""
     assert method.signature()["degradation"] == task.degradation.signature()
     assert float(task.noise.sigma(torch.ones(1))) == pytest.approx(0.05)
     restorers = method.restorers()
     assert set(restorers) == {"dirac_do", "dirac_po"}
-    assert "stop_t" in restorers["dirac_do"].tuned and "stop_t" not in restorers["dirac_po"].tuned
+    assert "stop_t" in restorers["dirac_do"].tuned
+    assert ("stop_t" in restorers["dirac_po"].tuned) == cfg.sampler.po.auto_stop
     assert task.curve.restorer in restorers and task.monitor == "dirac_do/psnr"
 
 
@@ -111,7 +112,7 @@ def rgm_checkpoint(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, tmp_path, denoiser_checkpoint,
                                                                     rgm_checkpoint):
-    prior = [f"denoiser.path={denoiser_checkpoint}"] if experiment.startswith("compare_") else []
+    prior = [f"denoiser.path={denoiser_checkpoint}"] if experiment.startswith(("compare_", "embedded_")) else []
     prior += [f"ckpt_path={rgm_checkpoint}"] if experiment.startswith("rgm_pnp_") else []
     as_configured = compose_config([f"experiment={experiment}", *prior], tmp_path / experiment)
     small = ["net=tiny", "data.image_size=32"] if "net" in as_configured else []  # image networks, built small
