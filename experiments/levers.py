@@ -38,6 +38,11 @@ LEVERS = {
     "dihedral": [DIHEDRAL],
     "multiscale": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16"],
     "multiscale_dihedral": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16", DIHEDRAL],
+    # combinations of the levers that helped alone (candidates for the quickstart)
+    "narrow_onecycle": ["net.model_channels=24", "+lr_schedule@model.scheduler=onecycle", "model.optimizer.lr=2e-3"],
+    "narrow_onecycle_augment": ["net.model_channels=24", "+lr_schedule@model.scheduler=onecycle",
+                                "model.optimizer.lr=2e-3", "data.source.train_scales=[1.5,2,3]",
+                                "data.source.train_stride=16", DIHEDRAL],
 }
 
 
