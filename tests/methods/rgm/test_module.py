@@ -1,5 +1,5 @@
 """RGMModule: one iteration per G step, each prior trains what it owns, EMA, Alg. 3 with NFE = N, seeded sampling,
-the refused combinations and the non-finite-loss stop; a slow test that priors cover the modes where MMSE collapses."""
+the refused combinations and the non-finite-loss stop; a short test that a prior covers the modes where MMSE collapses."""
 
 from __future__ import annotations
 
@@ -105,18 +105,21 @@ def test_a_non_finite_loss_stops_with_the_step_named():
         fit(rgm, steps=2)
 
 
-@pytest.mark.slow
 def test_a_prior_covers_the_modes_where_mmse_collapses():
-    """Fixed seeds, 600 iterations of batch 1000 (about a minute each on one core)."""
+    """The mechanism in about 12 s (fixed seeds, batch 1000, one thread, 250 iterations): the DSWD prior already puts
+    samples in all 8 modes (17 % high-quality) while the prior-free MMSE model puts almost none in any (its x̂_0 are
+    posterior means, between the modes: 0.1 %). The full result at the experiments' configs is test_toy_result.py."""
     results = {}
-    for name, prior, fidelity, lam in (("mmd", MMDPrior(), "map", 1e-3), ("mmse", None, "mmse", 1.0)):
+    for name, prior, fidelity, lam, steps in (("dswd", DSWDPrior(), "map", 1e-3, 250), ("mmse", None, "mmse", 1.0, 250)):
         L.seed_everything(0)
-        rgm = RGMModule(ToyGenerator(), VPChain(4), prior, ADAM, fidelity=fidelity, lam=lam, ema_decay=0.99)
-        fit(rgm, steps=600, batch=1000, samples=20_000)
+        rgm = RGMModule(ToyGenerator(), VPChain(4), prior, ADAM, optimizer_projection=ADAM, fidelity=fidelity, lam=lam,
+                        ema_decay=0.9)
+        fit(rgm, steps=steps, batch=1000, samples=20_000)
         samples = rgm.sample(5000, torch.Generator().manual_seed(0))
         results[name] = mode_coverage(samples, mixture_means(), 0.0707)
-    assert results["mmd"]["modes_covered"] >= 6, results
-    assert results["mmse"]["high_quality"] < 0.5 * results["mmd"]["high_quality"], results
+    assert results["mmse"]["modes_covered"] == 0, results
+    assert results["dswd"]["modes_covered"] == 8, results
+    assert results["dswd"]["high_quality"] > 0.1 > 0.01 > results["mmse"]["high_quality"], results  # measured 0.17 vs 0.001
 
 
 def test_the_epoch_schedules_of_g_and_d_follow_the_cosine():
