@@ -4,6 +4,7 @@ validation DO PSNR, the validation perception of PO and the test numbers (issue 
     python experiments/levers.py                       # every lever at 400 steps
     python experiments/levers.py --steps 700 --only base,onecycle,dihedral
     python experiments/levers.py --threads 1 --jobs 2  # two runs side by side, one core each
+    python experiments/levers.py --collect             # only tabulate the lever runs already under --out
 
 Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
 outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
@@ -15,10 +16,11 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,18 +53,27 @@ def chosen(rows: list[dict], restorer: str) -> dict:
     return next(row for row in rows if row["restorer"] == restorer and row["param"] == "stop_t" and row["chosen"] == "1")
 
 
-def summary(lever: str, out: Path, seconds: float) -> dict:
+def run_seconds(out: Path) -> float:
+    """Wall time of a run, from the first to the last timestamp of its run.log."""
+    stamps = re.findall(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),", (out / "run.log").read_text(), re.MULTILINE)
+    first, last = (datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S") for stamp in (stamps[0], stamps[-1]))
+    return (last - first).total_seconds()
+
+
+def summary(lever: str, out: Path) -> dict:
     """The lever's validation and test numbers from the files its run wrote."""
     calibration = list(csv.DictReader((out / "calibration.csv").open()))
     results = {row["method"]: row for row in csv.DictReader((out / "results.csv").open())}
     curve = list(csv.DictReader((out / "learning_curve.csv").open()))
     do, po = chosen(calibration, "dirac_do"), chosen(calibration, "dirac_po")
-    return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(quickstart)", "seconds": f"{seconds:.0f}",
+    return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(quickstart)", "seconds": f"{run_seconds(out):.0f}",
             "val_do_psnr": f"{float(do['score']):.2f}", "val_do_stop": do["value"],
             f"val_po_{po['measure']}": f"{float(po['score']):.4f}", "val_po_stop": po["value"],
             "curve_do_psnr": "/".join(f"{float(row['psnr_dirac_do']):.2f}" for row in curve),
-            "test_do_psnr": results["dirac_do"]["psnr"], "test_po_psnr": results["dirac_po"]["psnr"],
-            "test_po_swd": results["dirac_po"]["swd"], "test_meas_psnr": results["measurement"]["psnr"]}
+            "test_do_psnr": f"{float(results['dirac_do']['psnr']):.2f}",
+            "test_po_psnr": f"{float(results['dirac_po']['psnr']):.2f}",
+            "test_po_swd": f"{float(results['dirac_po']['swd']):.4f}",
+            "test_measurement_psnr": f"{float(results['measurement']['psnr']):.2f}"}
 
 
 def train(lever: str, steps: int, threads: int, root: Path) -> dict:
@@ -73,10 +84,9 @@ def train(lever: str, steps: int, threads: int, root: Path) -> dict:
                f"trainer.val_check_interval={interval}", f"callbacks.model_checkpoint.every_n_train_steps={steps}",
                f"name=levers_{lever}", f"hydra.run.dir={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
     with (root / f"{lever}.log").open("w") as log:
         subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return summary(lever, out, time.perf_counter() - start)
+    return summary(lever, out)
 
 
 def write_table(rows: list[dict], root: Path) -> None:
@@ -98,14 +108,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "levers")
+    parser.add_argument("--collect", action="store_true", help="tabulate the finished lever runs under --out, train nothing")
     args = parser.parse_args()
     levers = args.only.split(",")
     unknown = sorted(set(levers) - set(LEVERS))
     if unknown:
         parser.error(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda lever: train(lever, args.steps, args.threads, args.out), levers))
+    if args.collect:
+        rows = [summary(lever, args.out / lever) for lever in LEVERS if (args.out / lever / "results.csv").is_file()]
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            rows = list(pool.map(lambda lever: train(lever, args.steps, args.threads, args.out), levers))
     write_table(rows, args.out)
     print((args.out / "levers.md").read_text())
 
