@@ -1,7 +1,7 @@
 """The 2-D toy result of RGM (SPEC §2 "2-D toy", issue #19 item 7), measured through `python -m dirac.run` at each
 toy experiment's own config (fixed seed 0, one thread, N = 4 NFE): every prior covers the 8 modes, none starved, while
 the prior-free MMSE model collapses toward the mode means (most samples outside every mode). The target of >= 90 %
-high-quality samples is met by KLD (96.2 %); MMD (83.8 %) and DSWD (78.6 %) plateau below it (a fraction of their
+high-quality samples is met by KLD (96.2 %); MMD (85.1 %) and DSWD (78.6 %) plateau below it (a fraction of their
 samples bridges adjacent modes along the ring), so for them each run asserts its measured floor and reports the 0.9
 target as an expected failure. Slow: each run trains for 1.5-4 minutes on one core."""
 
