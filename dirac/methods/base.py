@@ -79,6 +79,18 @@ class Method(L.LightningModule):
         stored = read_metadata(checkpoint, self.family)
         check_signature(stored["signature"], self.signature())
         self.calibration = {name: dict(values) for name, values in stored.get("calibration", {}).items()}
+        self._check_schedule_length(checkpoint)
+
+    def _check_schedule_length(self, checkpoint: dict) -> None:
+        """Refuse to resume a fixed-length learning-rate schedule (one-cycle) with another trainer.max_steps."""
+        trainer = self._trainer
+        planned = trainer.max_steps if trainer is not None and trainer.state.fn == "fit" else None
+        for state in checkpoint.get("lr_schedulers", []) if planned else []:
+            if "total_steps" in state and state["total_steps"] != planned:
+                raise CheckpointError(
+                    f"the checkpoint's learning-rate schedule runs {state['total_steps']} steps but trainer.max_steps "
+                    f"is {planned}: resume with trainer.max_steps={state['total_steps']}, or start a new run from "
+                    "its weights")
 
 
 def check_signature(stored: dict, current: dict) -> None:

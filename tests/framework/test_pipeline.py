@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dirac.checkpoints import load_checkpoint
+from dirac.errors import CheckpointError
 from dirac.pipeline import run
 
 
@@ -100,12 +101,19 @@ def test_truncated_and_foreign_checkpoints_get_clear_errors(trained, tmp_path):
 
 def test_resume_continues_from_last_checkpoint_without_losing_steps(tiny_config):
     augment = "data.augment={_target_:dirac.data.Dihedral}"  # its random state is saved and restored too
-    first = tiny_config("trainer.max_steps=12", augment, run="first")
+    first = tiny_config("trainer.max_steps=12", augment, "model.scheduler=null", run="first")
     run(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["global_step"] == 12
-    second = tiny_config("resume=true", augment, run="second")
+    second = tiny_config("resume=true", augment, "model.scheduler=null", run="second")
     outcome = run(second)
     resumed = load_checkpoint(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 24
     assert outcome["results"]["dirac_do"]["psnr"] > 0
+
+
+def test_resuming_a_one_cycle_schedule_with_another_length_is_refused(tiny_config):
+    first = tiny_config("trainer.max_steps=12", run="first")  # the quickstart trains with a one-cycle schedule
+    run(first)
+    with pytest.raises(CheckpointError, match="schedule runs 12 steps but trainer.max_steps is 24"):
+        run(tiny_config("resume=true", run="second"))
