@@ -35,12 +35,7 @@ def rgm_path(tmp_path_factory) -> Path:
     return save_checkpoint(module, root / "rgm.ckpt")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def measured(degradation, count: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,12 +25,7 @@ from tests.tasks.test_restoration import CropData
 STEPS, LADDER, CHUNKING = (3, 6), Ladder(2.0, 0.05, 6), Chunking(6, 2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class GaussianMethod(Method):

@@ -19,12 +19,12 @@ IMAGE_TINY = ["experiment=cifar10_rgm_kld_d", "data=embedded", "data.image_size=
               "task.swd_patches_per_image=8"]
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _fresh_hydra():
     yield
-    torch.set_num_threads(threads)
     GlobalHydra.instance().clear()
 
 

@@ -20,12 +20,7 @@ from dirac.priors import DSWDPrior, KLDPrior, MMDPrior
 ADAM = partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.9))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def generator() -> NCSNppGenerator:
