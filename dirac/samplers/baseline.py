@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
-from dirac.degradations.operators import LinearOperator
+from dirac.degradations.operators import LinearOperator, SVDOperator
 from dirac.samplers._checks import check_choice
 from dirac.samplers.restorer import OBJECTIVES, Generators, Restorer
 
@@ -83,6 +83,13 @@ def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7
     high, low = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     return [(high + index / (steps - 1) * (low - high)) ** rho for index in range(steps)] + [0.0]
 
+
+
+def require_svd(method: str, degradation: Degradation, operator: LinearOperator, why: str) -> None:
+    """Raise a ValueError naming the method and the operator when `operator` has no SVD (SPEC §1.5)."""
+    if not isinstance(operator, SVDOperator):
+        raise ValueError(f"{method} {why}, but the {type(degradation).__name__} degradation's operator "
+                         f"({type(operator).__name__}) has no SVD; use dps, pnp_admm or admm_tv for it")
 
 @dataclass(frozen=True, eq=False)
 class BaselineRestorer(Restorer):

@@ -23,10 +23,10 @@ from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
-from dirac.degradations.operators import LinearOperator, SVDOperator, default_rtol
+from dirac.degradations.operators import LinearOperator, default_rtol
 from dirac.precision import autocast_network_only
 from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
-                                     karras_sigmas, measurement_operator, sigma_y)
+                                     karras_sigmas, measurement_operator, require_svd, sigma_y)
 from dirac.samplers.restorer import Generators, check_generators, gaussian_like, per_image
 
 DATA_CENTRE = 0.5  # x_T is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
@@ -67,10 +67,7 @@ class DDRM(BaselineRestorer):
 
     def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
         """DDRM needs the operator's SVD and the measurement noise level."""
-        if not isinstance(operator, SVDOperator):
-            raise ValueError(f"DDRM samples in the operator's SVD space (A = U diag(s) V^T), but the "
-                             f"{type(degradation).__name__} degradation's operator ({type(operator).__name__}) has no "
-                             "SVD; use dps, pnp_admm or admm_tv for it")
+        require_svd(self.METHOD, degradation, operator, "samples in the operator's SVD space (A = U diag(s) V^T)")
         if self.noise is None:
             raise ValueError("DDRM needs the measurement noise sigma_1: pass the task's noise schedule (noise: ${noise})")
 

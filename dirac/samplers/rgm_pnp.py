@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
-from dirac.degradations.operators import LinearOperator, SVDOperator
+from dirac.degradations.operators import LinearOperator
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator
+from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator, require_svd
 from dirac.samplers.restorer import Generators, check_generators, gaussian_like
 
 RGM_HINT = ("train one with `python -m dirac.run experiment=cifar10_rgm_kld_d` (32 px; celebahq_rgm_kld_d for 256 px) "
@@ -103,9 +103,7 @@ class RGMPnP(BaselineRestorer):
 
     def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
         """The data term's prox is taken through the operator's SVD (as DDRM)."""
-        if not isinstance(operator, SVDOperator):
-            raise ValueError(f"RGM-PnP takes the data term's prox through the operator's SVD, but the "
-                             f"{type(degradation).__name__} degradation's operator ({type(operator).__name__}) has none")
+        require_svd(self.METHOD, degradation, operator, "takes the data term's prox through the operator's SVD")
 
     @torch.no_grad()
     def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,

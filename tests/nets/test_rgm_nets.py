@@ -18,12 +18,7 @@ from dirac.priors import r1_penalty
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def from_config(group: str, name: str, image_size: int = 16, channels: int = 3):
