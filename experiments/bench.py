@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import statistics
 import sys
 import time
@@ -201,20 +202,15 @@ def bare_step(module: L.LightningModule, loss: Callable[[Tensor], Tensor], loade
               device: torch.device) -> float:
     """The median time of the same forward/backward/step in a plain PyTorch loop."""
     optimizer = module.configure_optimizers()
-    times = []
     batches = iter(loader)
-    for _ in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         x0 = next(batches)["image"].to(device)
         optimizer.zero_grad(set_to_none=True)
         loss(x0).backward()
         optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])
+
+    return timed(step, device, steps - 2)
 
 
 def random_loader(size: int, batch: int, count: int) -> DataLoader:
@@ -256,18 +252,15 @@ def tiny_rgm(size: int, device: torch.device) -> RGMModule:
 def bare_rgm_step(rgm: RGMModule, loader: DataLoader, steps: int, device: torch.device) -> float:
     """The median time of the same D step (with lazy R1), G step and EMA update in a plain PyTorch loop."""
     optimizer_g, optimizer_d = rgm.configure_optimizers()
-    times = []
-    batches = iter(loader)
-    for step in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
+    batches, iterations = iter(loader), itertools.count()
+
+    def step() -> None:
+        regularise = next(iterations) % rgm.lazy_reg == 0
         x0 = 2 * next(batches)["image"].to(device) - 1
         k = rgm.levels(x0.shape[0], device)
         x_prev, x_k = rgm.real_pair(x0, k)
         with torch.no_grad():
             fake = rgm.redegrade(rgm.restore(x_k, k), x_k, k)
-        regularise = step % rgm.lazy_reg == 0
         x_prev = x_prev.requires_grad_(regularise)
         real_logit = rgm.discriminator(x_prev, x_k, k)
         loss_d = discriminator_loss(real_logit, rgm.discriminator(fake, x_k, k))
@@ -280,10 +273,8 @@ def bare_rgm_step(rgm: RGMModule, loader: DataLoader, steps: int, device: torch.
         loss_g.backward()
         optimizer_g.step()
         rgm.update_ema()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])
+
+    return timed(step, device, steps - 2)
 
 
 def rgm_lines(device: torch.device, size: int, batch: int, steps: int, repeats: int) -> list[Line]:
