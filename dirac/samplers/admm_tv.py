@@ -126,11 +126,9 @@ class ADMMTV(BaselineRestorer):
         return tv_objective(x, y, measurement_operator(degradation, y), self.lam, self.tv)
 
     @torch.no_grad()
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """ADMM from x = v1 = y, v2 = D y, u = 0; returns x after `iterations` steps."""
-        degradation.check_image(y)
-        y = y.float()
         operator = measurement_operator(degradation, y)
         solve = NeumannLaplacianSolver(y.shape[-2], y.shape[-1], y.dtype, y.device)
         x, v1, v2 = y, y, gradient(y)

@@ -17,7 +17,7 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, SVDOperator
 from dirac.samplers._checks import check_choice
-from dirac.samplers.restorer import OBJECTIVES, Generators, Restorer
+from dirac.samplers.restorer import OBJECTIVES, Generators, Restorer, check_generators
 
 Denoise = Callable[[Tensor, Tensor], Tensor]
 IterationCallback = Callable[[int, Tensor], None]  # (iteration, the current estimate of x0)
@@ -38,12 +38,14 @@ class SharedDenoiser:
         self.what, self.key, self.hint = what, key, hint
 
     def load(self, method: str) -> nn.Module:
-        """The network, loaded on first use; a loader without a path is refused with the way to get one."""
+        """The network, loaded on first use without drawing from the global random generator (so a comparison run
+        trains Dirac exactly as the run without baselines); a loader without a path is refused with the way to get one."""
         if self.module is None:
             keywords = self.source.keywords if isinstance(self.source, functools.partial) else {}
             if "path" in keywords and keywords["path"] in (None, ""):
                 raise FileNotFoundError(f"the {method} baseline needs {self.what} but {self.key} is not set: {self.hint}")
-            self.module = self.source().eval().requires_grad_(False)
+            with torch.random.fork_rng(devices=[]):  # building the network leaves the run's random stream alone
+                self.module = self.source().eval().requires_grad_(False)
         return self.module
 
     def on(self, device: torch.device, method: str) -> nn.Module:
@@ -102,6 +104,7 @@ class BaselineRestorer(Restorer):
     DEFAULT_GRIDS: ClassVar[Mapping[str, Sequence[float]]] = {}
     METHOD: ClassVar[str] = ""
     NEEDS_LINEAR: ClassVar[bool] = True
+    SAMPLES: ClassVar[bool] = False  # draws noise: the per-image generators are checked
 
     tune: Sequence[str] = ()
     grids: Mapping[str, Sequence[float]] = field(default_factory=dict)
@@ -163,10 +166,19 @@ class BaselineRestorer(Restorer):
         """The restoration of y (SPEC §1.5)."""
         return self.run(y, degradation, generator)
 
-    @abstractmethod
     def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
             callback: IterationCallback | None = None) -> Tensor:
-        """The restoration of y, reporting `callback(iteration, estimate)` after each iteration."""
+        """The restoration of y, reporting `callback(iteration, estimate)` after each iteration: y is checked against
+        the degradation (and the generators, one per image, of a sampling method), then restored in float32."""
+        degradation.check_image(y)
+        if self.SAMPLES:
+            check_generators(generator, y.shape[0])
+        return self.restore(y.float(), degradation, generator, callback)
+
+    @abstractmethod
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
+        """The method's iterations on a checked float32 y."""
 
     def _denoiser(self, y: Tensor) -> nn.Module:
         """The shared denoiser on y's device."""
@@ -174,6 +186,34 @@ class BaselineRestorer(Restorer):
         if denoiser is None:
             raise ValueError(f"{self.METHOD} needs a denoiser: {TRAIN_HINT}")
         return denoiser.on(y.device, self.METHOD)
+
+
+@dataclass(frozen=True, eq=False)
+class SigmaLadderBaseline(BaselineRestorer):
+    """A baseline that samples with the shared denoiser along EDM's noise levels (`karras_sigmas`) from sigma_max to
+    0, one denoiser call per level (DPS, DDRM; SPEC §1.5)."""
+
+    SAMPLES: ClassVar[bool] = True
+
+    denoiser: SharedDenoiser | nn.Module | None = None
+    steps: int = 20
+    sigma_max: float = 40.0
+    sigma_min: float = 0.001
+    rho: float = 7.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "denoiser", as_shared(self.denoiser))
+        object.__setattr__(self, "steps", check_sigma_ladder(self.METHOD, self.steps, self.sigma_min, self.sigma_max))
+
+    @property
+    def nfe(self) -> int:
+        """One denoiser call per noise level."""
+        return self.steps
+
+    def sigmas(self) -> list[float]:
+        """The noise levels of a run, ending at 0."""
+        return karras_sigmas(self.steps, self.sigma_max, self.sigma_min, self.rho)
 
 
 def sigma_y(noise: NoiseSchedule, y: Tensor) -> Tensor:

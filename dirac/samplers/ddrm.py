@@ -19,21 +19,21 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, default_rtol
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
-                                     karras_sigmas, measurement_operator, require_svd, sigma_y)
-from dirac.samplers.restorer import Generators, check_generators, gaussian_like, per_image
+from dirac.samplers.baseline import (IterationCallback, SigmaLadderBaseline, measurement_operator, require_svd,
+                                     sigma_y)
+from dirac.samplers.restorer import Generators, gaussian_like, per_image
 
 DATA_CENTRE = 0.5  # x_T is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 
 
 @dataclass(frozen=True, eq=False)
-class DDRM(BaselineRestorer):
+class DDRM(SigmaLadderBaseline):
     """DDRM (SPEC §1.5): `steps` denoiser calls (default 20, DDIM-like) in the SVD space of A_1; needs an operator
     with an SVD (blur: separable 1-D matrices; masks: U = V = I) and the task's noise schedule for sigma_y.
 
@@ -44,26 +44,14 @@ class DDRM(BaselineRestorer):
     DEFAULT_GRIDS: ClassVar[dict] = {"eta": [0.0, 0.25, 0.5, 0.7, 0.85, 1.0], "eta_b": [0.4, 0.7, 0.85, 1.0]}
     METHOD: ClassVar[str] = "DDRM"
 
-    denoiser: SharedDenoiser | nn.Module | None = None
     noise: NoiseSchedule | None = None
     eta: float = 0.85
     eta_b: float = 1.0
-    steps: int = 20
-    sigma_max: float = 40.0
-    sigma_min: float = 0.001
-    rho: float = 7.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "denoiser", as_shared(self.denoiser))
         if self.eta > 1:
             raise ValueError(f"DDRM needs 0 <= eta <= 1, got {self.eta}")
-        object.__setattr__(self, "steps", check_sigma_ladder("DDRM", self.steps, self.sigma_min, self.sigma_max))
-
-    @property
-    def nfe(self) -> int:
-        """One denoiser call per noise level."""
-        return self.steps
 
     def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
         """DDRM needs the operator's SVD and the measurement noise level."""
@@ -72,12 +60,9 @@ class DDRM(BaselineRestorer):
             raise ValueError("DDRM needs the measurement noise sigma_1: pass the task's noise schedule (noise: ${noise})")
 
     @torch.no_grad()
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """DDRM sampling from x_T = 1/2 + sigma_T z; `callback(i, x0_hat_i)` after each step."""
-        degradation.check_image(y)
-        check_generators(generator, y.shape[0])
-        y = y.float()
         operator = measurement_operator(degradation, y)
         self.check_operator(degradation, operator)
         svd = operator.svd()
@@ -90,7 +75,7 @@ class DDRM(BaselineRestorer):
         y_bar = s_inv * uty
         c = noise_y * s_inv  # sigma_y / s where s is kept
         safe_noise = noise_y.clamp_min(torch.finfo(y.dtype).tiny)
-        sigmas = karras_sigmas(self.steps, self.sigma_max, self.sigma_min, self.rho)
+        sigmas = self.sigmas()
         x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
         keep_direction = (1 - self.eta**2) ** 0.5
         with autocast_network_only(y.device.type) as under_autocast:

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from dirac.degradations.base import Degradation
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, check_sigma_ladder,
-                                     karras_sigmas)
-from dirac.samplers.restorer import Generators, check_generators, gaussian_like, per_image
+from dirac.samplers.baseline import IterationCallback, SigmaLadderBaseline
+from dirac.samplers.restorer import Generators, gaussian_like, per_image
 
 DATA_CENTRE = 0.5
 
@@ -37,7 +36,7 @@ def _trackable(x: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True, eq=False)
-class DPS(BaselineRestorer):
+class DPS(SigmaLadderBaseline):
     """DPS (SPEC §1.5): `steps` guided ancestral steps (the paper: 1000 NFE), step `zeta` (tuned) normalised by the
     per-image residual norm ||y - A_1(x0_hat)||. Returns x at sigma = 0. Works for any differentiable degradation."""
 
@@ -46,31 +45,15 @@ class DPS(BaselineRestorer):
     METHOD: ClassVar[str] = "DPS"
     NEEDS_LINEAR: ClassVar[bool] = False  # only A_1 and its gradient: any differentiable degradation
 
-    denoiser: SharedDenoiser | nn.Module | None = None
     zeta: float = 0.5
-    steps: int = 1000
-    sigma_max: float = 40.0
-    sigma_min: float = 0.001
-    rho: float = 7.0
+    steps: int = 1000  # one denoiser call and its backward pass per step
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "denoiser", as_shared(self.denoiser))
-        object.__setattr__(self, "steps", check_sigma_ladder("DPS", self.steps, self.sigma_min, self.sigma_max))
-
-    @property
-    def nfe(self) -> int:
-        """One denoiser call (and its backward pass) per step."""
-        return self.steps
-
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """Guided ancestral sampling; `callback(i, x0_hat_i)` after each step."""
-        degradation.check_image(y)
-        check_generators(generator, y.shape[0])
         denoiser = self._denoiser(y)
-        y = _trackable(y.float().detach())
-        sigmas = karras_sigmas(self.steps, self.sigma_max, self.sigma_min, self.rho)
+        y = _trackable(y.detach())
+        sigmas = self.sigmas()
         x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
         tiny = torch.finfo(y.dtype).tiny
         with autocast_network_only(y.device.type) as under_autocast:

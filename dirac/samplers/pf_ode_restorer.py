@@ -64,13 +64,11 @@ class PFODERestorer(BaselineRestorer):
         super().prepare(degradation)
 
     @torch.no_grad()
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """x_hat = PF-ODE_rho(y) from sigma_1 to 0 (SPEC §3), images grouped by their sigma_1; deterministic (no
         generator is used); `callback(i, D(x_i, sigma_i))` after each step (for a batch with one sigma_1)."""
         self.prepare(degradation)
-        degradation.check_image(y)
-        y = y.float()
         denoiser = self._denoiser(y)
         levels = sigma_y(self.noise, y)
         out = torch.empty_like(y)

@@ -56,11 +56,9 @@ class PnPADMM(BaselineRestorer):
         return self.iterations
 
     @torch.no_grad()
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """The PnP-ADMM iterations; `callback(k, z_k)` after each."""
-        degradation.check_image(y)
-        y = y.float()
         operator = measurement_operator(degradation, y)
         denoiser = self._denoiser(y)
         sigma = y.new_full((y.shape[0],), self.sigma)

@@ -22,8 +22,7 @@ class PseudoInverse(BaselineRestorer):
     METHOD: ClassVar[str] = "pseudo-inverse"
 
     @torch.no_grad()
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """A⁺ y."""
-        degradation.check_image(y)
-        return measurement_operator(degradation, y.float()).A_pinv(y.float())
+        return measurement_operator(degradation, y).A_pinv(y)

@@ -24,7 +24,7 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.operators import LinearOperator
 from dirac.precision import autocast_network_only
 from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator, require_svd
-from dirac.samplers.restorer import Generators, check_generators, gaussian_like
+from dirac.samplers.restorer import Generators, gaussian_like
 
 RGM_HINT = ("train one with `python -m dirac.run experiment=cifar10_rgm_kld_d` (32 px; celebahq_rgm_kld_d for 256 px) "
             "and pass its outputs/<experiment>/<time>/checkpoints/rgm.ckpt")
@@ -63,6 +63,7 @@ class RGMPnP(BaselineRestorer):
     PARAMS: ClassVar[tuple[str, ...]] = ("lam", "alpha")
     DEFAULT_GRIDS: ClassVar[dict] = {"lam": [0.01, 0.1, 0.2, 1.0, 5.0, 10.0], "alpha": [0.05, 0.1, 0.2, 0.5]}
     METHOD: ClassVar[str] = "RGM-PnP"
+    SAMPLES: ClassVar[bool] = True
 
     rgm: SharedDenoiser | nn.Module | None = None
     lam: float = 10.0
@@ -106,31 +107,28 @@ class RGMPnP(BaselineRestorer):
         require_svd(self.METHOD, degradation, operator, "takes the data term's prox through the operator's SVD")
 
     @torch.no_grad()
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
+    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
+                callback: IterationCallback | None) -> Tensor:
         """Alg. 4 on y in [0, 1]; `callback(i, x_i)` (in [0, 1]) after each outer iteration."""
-        degradation.check_image(y)
-        check_generators(generator, y.shape[0])
-        y = y.float()
         operator = measurement_operator(degradation, y)
         rgm = self.rgm.on(y.device, self.METHOD)
         measured = 2 * y - operator.A(torch.ones_like(y))  # y' = A(2 x0 − 1) in the model's scale
         x = operator.A_pinv(measured)
         latent = y.new_empty(y.shape[0], rgm.nz)
         with autocast_network_only(y.device.type) as under_autocast:
-            restore = under_autocast(rgm.generator_ema)
+            generate = under_autocast(rgm.generator_ema)
             for index in range(self.iterations):
                 for level in range(self.t_prime, 0, -1):
-                    x = self.split(x, restore, rgm.chain, operator, measured, level, latent, generator)
+                    x = self.split(x, generate, rgm.chain, operator, measured, level, latent, generator)
                 if callback is not None:
                     callback(index, (x + 1) / 2)
         return (x + 1) / 2
 
-    def split(self, x: Tensor, restore, chain: nn.Module, operator: LinearOperator, measured: Tensor, level: int,
+    def split(self, x: Tensor, generate, chain: nn.Module, operator: LinearOperator, measured: Tensor, level: int,
               latent: Tensor, generator: Generators) -> Tensor:
         """One Douglas–Rachford step with G's restoration from level `level` as the prior's reflection point."""
         k = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
         x_level = chain.marginal(x, k, self.noise_factor * gaussian_like(x, generator))
-        w = (1 - self.alpha) * x + self.alpha * restore(x_level, gaussian_like(latent, generator), k).float()
+        w = (1 - self.alpha) * x + self.alpha * generate(x_level, gaussian_like(latent, generator), k).float()
         w = w.clamp(-1, 1) if self.clamp else w
         return x + operator.prox_l2(2 * w - x, measured, self.lam) - w

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from toy_degradations import SmoothMask
-from torch import Tensor
+from torch import Tensor, nn
 
 from dirac.data.embedded import patches, photo
 from dirac.degradations import GaussianBlur
@@ -211,6 +211,19 @@ def test_the_denoiser_is_loaded_once_and_shared_by_copies():
     restorer.prepare(FixedMask(1, 4))
     copy(torch.rand(2, 1, 4, 4), FixedMask(1, 4))
     assert len(loads) == 1 and isinstance(copy.denoiser, SharedDenoiser) and copy.rho == 2.0
+
+
+def test_loading_the_denoiser_leaves_the_global_random_stream_alone():
+    """A comparison run trains Dirac on the same random draws as the run without baselines (same seed)."""
+
+    def loader():
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 1, 3))  # random initialisation draws from torch's RNG
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    PnPADMM(denoiser=loader).prepare(FixedMask(1, 4))
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_parameters_grids_and_tuning_declarations():
