@@ -7,12 +7,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dirac.degradations.operators import DiagonalOperator, as_severities
-from dirac.degradations.scheduled import ScheduledDegradation
+from dirac.degradations.scheduled import ScheduledMask
 from dirac.degradations.schedules import SeverityMap
 
 
-class BoxInpainting(ScheduledDegradation):
+class BoxInpainting(ScheduledMask):
     """Zero a central square of side c * image_size, c from 0 (t = 0) to `max_fraction` (t = 1).
 
     Each pixel keeps 1 minus the fraction of its area that the square covers, so the hole has a
@@ -39,15 +38,6 @@ class BoxInpainting(ScheduledDegradation):
         offsets = self.centre_offsets.to(c.dtype)[None, :]
         covered = (torch.minimum(offsets + 0.5, half) - torch.maximum(offsets - 0.5, -half)).clamp(min=0)
         return 1 - covered[:, :, None] * covered[:, None, :]
-
-    def apply_at(self, x: Tensor, c: Tensor) -> Tensor:
-        """x times the mask of each sample."""
-        return x * self.masks(c)[:, None]
-
-    def operator(self, t: Tensor | float) -> DiagonalOperator:
-        """A_t at fixed severities: the mask, its own adjoint, with U = V = I and s = mask (SPEC §1.5, DDRM)."""
-        t = as_severities(t)
-        return DiagonalOperator(self, t, self.masks(self.schedule(t))[:, None])
 
     def extra_signature(self) -> dict:
         """The largest hole side as a fraction of the image."""

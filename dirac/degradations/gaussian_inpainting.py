@@ -7,12 +7,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dirac.degradations.operators import DiagonalOperator, as_severities
-from dirac.degradations.scheduled import ScheduledDegradation
+from dirac.degradations.scheduled import ScheduledMask
 from dirac.degradations.schedules import SeverityMap
 
 
-class GaussianInpainting(ScheduledDegradation):
+class GaussianInpainting(ScheduledMask):
     """Multiply by m = (1 - g_s / max g_s) ** power, the same mask for every channel.
 
     The severity c is the Gaussian's std s in pixels at `reference_size`, linear in t from s_min to
@@ -53,15 +52,6 @@ class GaussianInpainting(ScheduledDegradation):
         inside = self.chebyshev.to(c.dtype) <= torch.floor(4 * std + 0.5)
         mask = torch.where(inside, (1 - ratio) ** self.power, 1.0)
         return torch.where((c <= self.s_min)[:, None, None], 1.0, mask)
-
-    def apply_at(self, x: Tensor, c: Tensor) -> Tensor:
-        """x times the mask of each sample."""
-        return x * self.masks(c)[:, None]
-
-    def operator(self, t: Tensor | float) -> DiagonalOperator:
-        """A_t at fixed severities: the mask, its own adjoint, with U = V = I and s = mask (SPEC §1.5, DDRM)."""
-        t = as_severities(t)
-        return DiagonalOperator(self, t, self.masks(self.schedule(t))[:, None])
 
     def extra_signature(self) -> dict:
         """Mask std range, power and reference size."""

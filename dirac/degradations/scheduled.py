@@ -9,6 +9,7 @@ from pathlib import Path
 from torch import Tensor
 
 from dirac.degradations.base import Degradation
+from dirac.degradations.operators import DiagonalOperator, as_severities
 from dirac.degradations.schedules import LinearSeverity, SeverityMap, as_severity_map
 
 
@@ -49,3 +50,21 @@ class ScheduledDegradation(Degradation):
     def extra_signature(self) -> dict:
         """The severity range and the schedule; subclasses add their constructor parameters."""
         return {"c_min": self.c_min, "c_max": self.c_max, "schedule": self.schedule.signature()}
+
+
+class ScheduledMask(ScheduledDegradation):
+    """A scheduled pixel mask (inpainting): A_t(x) = x * masks(c(t)), one `(H, W)` mask per image, shared by the
+    channels; its operator is diagonal (its own adjoint, U = V = I, s = mask; SPEC §1.5)."""
+
+    @abstractmethod
+    def masks(self, c: Tensor) -> Tensor:
+        """Masks `(B, H, W)` at severities `c` of shape `(B,)`."""
+
+    def apply_at(self, x: Tensor, c: Tensor) -> Tensor:
+        """x times the mask of each sample."""
+        return x * self.masks(c)[:, None]
+
+    def operator(self, t: Tensor | float) -> DiagonalOperator:
+        """A_t at fixed severities: the mask, its own adjoint, with U = V = I and s = mask (SPEC §1.5, DDRM)."""
+        t = as_severities(t)
+        return DiagonalOperator(self, t, self.masks(self.schedule(t))[:, None])
