@@ -104,7 +104,7 @@ class ADMMTV(BaselineRestorer):
 
     PARAMS: ClassVar[tuple[str, ...]] = ("lam", "rho")
     DEFAULT_GRIDS: ClassVar[dict] = {"lam": [0.002, 0.005, 0.01, 0.02, 0.04, 0.08],
-                                     "rho": [0.05, 0.1, 0.2, 0.5, 1.0]}
+                                     "rho": [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]}
     METHOD: ClassVar[str] = "ADMM-TV"
 
     lam: float = 0.02
