@@ -86,12 +86,12 @@ def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7
     return [(high + index / (steps - 1) * (low - high)) ** rho for index in range(steps)] + [0.0]
 
 
-
 def require_svd(method: str, degradation: Degradation, operator: LinearOperator, why: str) -> None:
     """Raise a ValueError naming the method and the operator when `operator` has no SVD (SPEC §1.5)."""
     if not isinstance(operator, SVDOperator):
         raise ValueError(f"{method} {why}, but the {type(degradation).__name__} degradation's operator "
                          f"({type(operator).__name__}) has no SVD; use dps, pnp_admm or admm_tv for it")
+
 
 @dataclass(frozen=True, eq=False)
 class BaselineRestorer(Restorer):
@@ -186,6 +186,9 @@ class BaselineRestorer(Restorer):
         if denoiser is None:
             raise ValueError(f"{self.METHOD} needs a denoiser: {TRAIN_HINT}")
         return denoiser.on(y.device, self.METHOD)
+
+
+DATA_CENTRE = 0.5  # x_T of a sigma ladder is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 
 
 @dataclass(frozen=True, eq=False)

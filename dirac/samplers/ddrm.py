@@ -25,11 +25,9 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, default_rtol
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (IterationCallback, SigmaLadderBaseline, measurement_operator, require_svd,
-                                     sigma_y)
+from dirac.samplers.baseline import (DATA_CENTRE, IterationCallback, SigmaLadderBaseline, measurement_operator,
+                                     require_svd, sigma_y)
 from dirac.samplers.restorer import Generators, gaussian_like, per_image
-
-DATA_CENTRE = 0.5  # x_T is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 
 
 @dataclass(frozen=True, eq=False)

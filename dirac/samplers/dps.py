@@ -24,10 +24,8 @@ from torch import Tensor
 
 from dirac.degradations.base import Degradation
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import IterationCallback, SigmaLadderBaseline
+from dirac.samplers.baseline import DATA_CENTRE, IterationCallback, SigmaLadderBaseline
 from dirac.samplers.restorer import Generators, gaussian_like, per_image
-
-DATA_CENTRE = 0.5
 
 
 def _trackable(x: Tensor) -> Tensor:

@@ -88,7 +88,8 @@ def quickstart_optimization(steps: int) -> dict:
 def validation_do_psnr(module: DiracModule, data: ImageDataModule) -> float:
     """Mean PSNR of the one-shot (DO, stop 1) restoration on the validation patches."""
     data.setup("validate")
-    x0 = torch.stack([data.dataset("val")[i]["image"] for i in range(len(data.dataset("val")))])
+    patches = data.dataset("val")
+    x0 = torch.stack([patches[i]["image"] for i in range(len(patches))])
     y = RestorationTask(module.degradation, module.noise, metrics=None).measure(x0, [f"val_{i}" for i in range(len(x0))])
     return float(psnr(module.restorers()["dirac_do"](y, module.degradation), x0).mean())
 
