@@ -17,7 +17,7 @@ from dirac.tasks.base import Task
 
 log = logging.getLogger(__name__)
 # The parts of a run's config a checkpoint stores (the method's groups; `model` is what rebuilds the module).
-MODEL_KEYS = ("method", "net", "degradation", "noise", "loss", "sampler", "data", "model", "name")
+MODEL_KEYS = ("method", "net", "degradation", "noise", "loss", "severity", "sampler", "data", "model", "name")
 COMPATIBLE_KEYS = ("net", "degradation", "noise")
 
 

@@ -1,10 +1,14 @@
-"""One lever at a time: train the quickstart with one change each, same budget and seeds, and tabulate the
-validation DO PSNR, the validation perception of PO and the test numbers (issue 21, item 3).
+"""One lever at a time: train an experiment (the quickstart unless --experiment) with one change each, same
+budget and seeds, and tabulate the validation DO PSNR, the validation perception of PO and the test numbers
+(issue 21, item 3).
 
     python experiments/levers.py                       # every lever at 400 steps
     python experiments/levers.py --steps 700 --only base,constant_lr,dihedral
     python experiments/levers.py --threads 1 --jobs 2  # two runs side by side, one core each
     python experiments/levers.py --collect             # only tabulate the lever runs already under --out
+    # another experiment, with Hydra overrides for every run after --:
+    python experiments/levers.py --experiment embedded_inpaint --steps 1500 --only base,severity_tilted
+        -- '~task.baselines.pnp_admm' callbacks.budget.minutes=null callbacks.performance.channels_last=false
 
 Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
 outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
@@ -24,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = ["experiment=quickstart", "logger=csv", "trainer.enable_progress_bar=false", "sampler.po.auto_stop=true",
+COMMON = ["logger=csv", "trainer.enable_progress_bar=false", "sampler.po.auto_stop=true",
           "task.preview_images=64", "task.save_images=0"]
 DIHEDRAL = "data.augment={_target_:dirac.data.Dihedral}"
 LEVERS = {
@@ -42,6 +46,9 @@ LEVERS = {
     "dihedral": [DIHEDRAL],
     "multiscale": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16"],
     "multiscale_dihedral": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16", DIHEDRAL],
+    "severity_tilted": ["severity=tilted"],  # training t with density 2t
+    "severity_tilted_3": ["severity=tilted", "severity.power=3"],  # density 4t^3
+    "loss_psnr": ["loss=clean_psnr"],  # minus the per-image PSNR of Phi instead of the weighted squared error
 }
 
 
@@ -73,15 +80,16 @@ def summary(lever: str, out: Path) -> dict:
             "test_measurement_psnr": f"{float(results['measurement']['psnr']):.2f}"}
 
 
-def train(lever: str, steps: int, threads: int, root: Path) -> dict:
-    """Run the quickstart with the lever's overrides and return its summary row."""
-    out = root / lever
+def train(lever: str, args: argparse.Namespace) -> dict:
+    """Run the experiment with the lever's overrides and return its summary row."""
+    out, steps = args.out / lever, args.steps
     interval = max(1, steps // 4)
-    command = [sys.executable, "-m", "dirac.run", *COMMON, *LEVERS[lever], f"trainer.max_steps={steps}",
+    command = [sys.executable, "-m", "dirac.run", f"experiment={args.experiment}", *COMMON, *args.overrides,
+               *LEVERS[lever], f"trainer.max_steps={steps}",
                f"trainer.val_check_interval={interval}", f"callbacks.model_checkpoint.every_n_train_steps={steps}",
                f"name=levers_{lever}", f"hydra.run.dir={out}"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with (root / f"{lever}.log").open("w") as log:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    with (args.out / f"{lever}.log").open("w") as log:
         subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
     return summary(lever, out)
 
@@ -100,12 +108,14 @@ def write_table(rows: list[dict], root: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="quickstart", help="the experiment every lever changes")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--only", default=",".join(LEVERS), help="comma-separated levers, from: " + ", ".join(LEVERS))
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "levers")
     parser.add_argument("--collect", action="store_true", help="tabulate the finished lever runs under --out, train nothing")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     args = parser.parse_args()
     levers = args.only.split(",")
     unknown = sorted(set(levers) - set(LEVERS))
@@ -116,7 +126,7 @@ def main() -> None:
         rows = [summary(lever, args.out / lever) for lever in LEVERS if (args.out / lever / "results.csv").is_file()]
     else:
         with ThreadPoolExecutor(args.jobs) as pool:
-            rows = list(pool.map(lambda lever: train(lever, args.steps, args.threads, args.out), levers))
+            rows = list(pool.map(lambda lever: train(lever, args), levers))
     write_table(rows, args.out)
     print((args.out / "levers.md").read_text())
 

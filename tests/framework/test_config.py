@@ -18,7 +18,7 @@ from dirac.pipeline import model_config
 from tests.framework.conftest import CONF, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
-GROUPS = ["data", "method", "task", "degradation", "noise", "loss", "sampler", "trainer", "logger", "experiment",
+GROUPS = ["data", "method", "task", "degradation", "noise", "loss", "severity", "sampler", "trainer", "logger", "experiment",
           "hydra/launcher", "net", "metrics", "callbacks"]
 
 
@@ -45,7 +45,7 @@ def check_denoiser_experiment(cfg, method, task) -> None:
     from dirac.denoisers import EDMDenoiser
     from dirac.tasks.denoising import DenoisingTask
 
-    assert not {"degradation", "noise", "loss", "sampler"} & set(cfg), sorted(cfg)
+    assert not {"degradation", "noise", "loss", "severity", "sampler"} & set(cfg), sorted(cfg)
     if cfg.name.startswith("rcc_"):  # the denoiser judged as an RCC codec (issue 18)
         from dirac.tasks.compression import CompressionTask
 
@@ -64,7 +64,7 @@ def check_rgm_experiment(cfg, method, task) -> None:
     from dirac.tasks import RestorationTask
     from dirac.tasks.generation import GenerationTask
 
-    assert not {"loss", "sampler"} & set(cfg) and method.family == "rgm", sorted(cfg)
+    assert not {"loss", "severity", "sampler"} & set(cfg) and method.family == "rgm", sorted(cfg)
     if cfg.name.startswith("rgm_pnp_"):  # Alg. 4: a trained RGM as a PnP prior beside the pseudo-inverse
         assert isinstance(task, RestorationTask) and set(task.baselines) == {"pinv", "rgm_pnp"}
         assert cfg.mode == "test" and cfg.checkpoint_from in EXPERIMENTS and task.monitor == "rgm_pnp/psnr"
@@ -130,7 +130,7 @@ def test_every_experiment_composes_and_keeps_its_familys_invariants(experiment, 
 def test_the_method_bundle_brings_only_its_own_groups(tmp_path):
     cfg = compose_config([], tmp_path / "default")
     assert cfg.name == "quickstart" and cfg.model._target_ == "dirac.methods.dirac.DiracModule"
-    assert {"net", "degradation", "noise", "loss", "sampler"} <= set(cfg) and "prior" not in cfg
+    assert {"net", "degradation", "noise", "loss", "severity", "sampler"} <= set(cfg) and "prior" not in cfg
 
 
 def test_paper_presets_follow_the_reference(tmp_path):

@@ -3,5 +3,6 @@
 from dirac.methods.dirac.loss import LookAheadLoss
 from dirac.methods.dirac.module import DiracModule
 from dirac.methods.dirac.restorers import DiracRestorer
+from dirac.methods.dirac.severity import TiltedSeverity
 
-__all__ = ["DiracModule", "DiracRestorer", "LookAheadLoss"]
+__all__ = ["DiracModule", "DiracRestorer", "LookAheadLoss", "TiltedSeverity"]

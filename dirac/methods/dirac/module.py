@@ -12,6 +12,7 @@ from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
 from dirac.methods.dirac.loss import LookAheadLoss
 from dirac.methods.dirac.restorers import DiracRestorer
+from dirac.methods.dirac.severity import TiltedSeverity
 from dirac.nets.wrappers import ResidualX0
 from dirac.precision import autocast_network_only
 from dirac.samplers import DiracSampler
@@ -24,7 +25,8 @@ class DiracModule(Method):
     (distortion-optimised) and `dirac_po` (perception-optimised): the Dirac reverse process (SPEC §1.3) with
     the two samplers' settings, their stop_t (and guidance step) tunable by the restoration task.
 
-    Validation logs the loss at seeded severities. Only the network runs under mixed precision; the
+    Training draws one severity per image from `severity` (uniform by default). Validation logs the loss at
+    seeded uniform severities. Only the network runs under mixed precision; the
     degradation, the noise schedule and the loss stay in float32. A non-finite loss stops training (checked
     when Lightning logs, so the step itself never waits for the device).
     """
@@ -42,6 +44,7 @@ class DiracModule(Method):
         sampler_po: DiracSampler,
         val_seed: int = 0,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        severity: TiltedSeverity | None = None,
     ) -> None:
         super().__init__()
         self.phi_net = ResidualX0(net)
@@ -52,6 +55,7 @@ class DiracModule(Method):
         self.scheduler_factory = scheduler
         self.samplers = {"do": sampler_do, "po": sampler_po}
         self.val_seed = int(val_seed)
+        self.severity = severity or TiltedSeverity()
 
     def phi(self, y_t: Tensor, t: Tensor) -> Tensor:
         """x0_hat = Phi(y_t, t) = y_t + net(y_t, sigma_t), conditioned on the raw sigma_t (SPEC §1.2)."""
@@ -82,9 +86,9 @@ class DiracModule(Method):
             return self.loss(under_autocast(self.phi)(y_t, t), x0.float(), t, self.degradation, self.noise)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        """One step of L(Δt) at t ~ U[0, 1) per image (SPEC §1.2)."""
+        """One step of L(Δt) at one severity per image: t ~ U[0, 1) (SPEC §1.2) unless `severity` is tilted."""
         x0 = batch["image"]
-        loss = self.look_ahead_loss(x0, torch.rand(x0.shape[0], device=x0.device))
+        loss = self.look_ahead_loss(x0, self.severity(x0.shape[0], x0.device))
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 

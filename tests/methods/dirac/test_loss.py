@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import Tensor
@@ -78,3 +80,34 @@ def test_a_configured_schedule_steps_the_learning_rate_every_optimisation_step()
     plain = DiracModule(net, GaussianBlur(3, 16, reference_size=32), GeometricNoise(), LookAheadLoss(1.0),
                         partial(torch.optim.Adam, lr=1e-3), DiracSampler(), DiracSampler())
     assert isinstance(plain.configure_optimizers(), torch.optim.Adam)
+
+
+def test_the_psnr_loss_is_minus_the_mean_per_image_psnr_whatever_the_noise_weight():
+    generator = torch.Generator().manual_seed(1)
+    x0 = torch.rand(3, 2, 3, 3, generator=generator, dtype=torch.float64)
+    x0_hat = x0 + 0.1 * torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+    mse = [float(((x0_hat[b] - x0[b]) ** 2).mean()) for b in range(3)]
+    expected = sum(10 * math.log10(value + 1e-10) for value in mse) / 3
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    for noise in (GeometricNoise(), ConstantNoise(0.3)):
+        loss = LookAheadLoss(1.0, per_image="psnr")(x0_hat, x0, t, CountingFade(), noise)
+        assert float(loss) == pytest.approx(expected, rel=1e-12)
+    # a look-ahead short of t = 0 compares the degraded images: (1 - t'/2)^2 scales each image's MSE
+    ahead = LookAheadLoss(0.5, per_image="psnr")(x0_hat, x0, t, CountingFade(), GeometricNoise())
+    scales = [(1 - 0.5 * max(float(t[b]) - 0.5, 0.0)) ** 2 for b in range(3)]
+    expected_ahead = sum(10 * math.log10(value * scale + 1e-10) for value, scale in zip(mse, scales)) / 3
+    assert float(ahead) == pytest.approx(expected_ahead, rel=1e-12)
+
+
+def test_the_psnr_loss_stays_finite_on_a_perfect_estimate():
+    x0 = torch.rand(2, 2, 3, 3, requires_grad=False)
+    x0_hat = x0.clone().requires_grad_(True)
+    loss = LookAheadLoss(1.0, per_image="psnr")(x0_hat, x0, torch.ones(2), CountingFade(), GeometricNoise())
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(-100.0) and torch.isfinite(x0_hat.grad).all()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"per_image": "l1"}, "per_image"), ({"floor": 0.0}, "floor")])
+def test_bad_loss_options_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LookAheadLoss(1.0, **kwargs)
