@@ -36,7 +36,7 @@ class LookAheadLoss(nn.Module):
         self.floor = float(floor)
 
     def forward(self, x0_hat: Tensor, x0: Tensor, t: Tensor, degradation: Degradation, noise: NoiseSchedule) -> Tensor:
-        """The batch mean of the weighted per-image look-ahead error, or of its PSNR scale (t of shape (B,) in [0, 1])."""
+        """The batch mean of the weighted per-image look-ahead error, or its PSNR scale (t: (B,) in [0, 1])."""
         if self.delta_t >= 1.0:  # every t' = 0, where A_0 is the identity
             error = x0_hat - x0
         else:
