@@ -128,7 +128,7 @@ def check_allowed(config, where: str = "config") -> None:
 
 def check_target(target, where: str) -> None:
     """Allow a `_target_` only when it names a class defined in the dirac package (a network, operator, schedule,
-    sampler, data module or loss) or one of the allowed optimisers."""
+    sampler, data module, loss or training severity) or one of the allowed optimisers."""
     if target in ALLOWED_EXTERNAL:
         return
     refusal = CheckpointError(f"the checkpoint's stored config asks to build {target!r} at {where}; only dirac's own "
@@ -149,9 +149,10 @@ def _buildable() -> tuple[type, ...]:
     from torch import nn
 
     from dirac.data.source import ImageSource
+    from dirac.methods.dirac.severity import TiltedSeverity
     from dirac.samplers.reverse import DiracSampler
 
-    return nn.Module, L.LightningDataModule, ImageSource, DiracSampler
+    return nn.Module, L.LightningDataModule, ImageSource, DiracSampler, TiltedSeverity
 
 
 def module_from_checkpoint(checkpoint: dict, family: str | None = None):

@@ -59,3 +59,9 @@ def test_the_training_step_draws_its_severities_from_the_configured_distribution
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
     module.training_step({"image": torch.rand(6, 3, 16, 16)}, 0)
     assert seen["t"] is severity.drawn and seen["t"].shape == (6,)
+
+
+def test_a_checkpoint_may_rebuild_the_training_severity():
+    from dirac.checkpoints import check_target
+
+    check_target("dirac.methods.dirac.TiltedSeverity", "config.model.severity")  # refused targets raise
