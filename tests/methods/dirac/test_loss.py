@@ -107,6 +107,20 @@ def test_the_psnr_loss_stays_finite_on_a_perfect_estimate():
     assert float(loss.detach()) == pytest.approx(-100.0) and torch.isfinite(x0_hat.grad).all()
 
 
+def test_the_psnr_loss_floor_bounds_the_weight_of_near_perfect_images():
+    # d/dx_hat of 10 log10(MSE_b + floor) = 10 / ln 10 * 2 (x_hat - x0) / (N (MSE_b + floor)), over the batch mean
+    generator = torch.Generator().manual_seed(2)
+    x0 = torch.rand(2, 1, 4, 4, generator=generator, dtype=torch.float64)
+    offsets = torch.tensor([1e-4, 0.1], dtype=torch.float64)[:, None, None, None]
+    x0_hat = (x0 + offsets * torch.randn(x0.shape, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    floor = 1e-3
+    LookAheadLoss(1.0, per_image="psnr", floor=floor)(x0_hat, x0, torch.ones(2), CountingFade(), GeometricNoise()).backward()
+    error = (x0_hat - x0).detach()
+    mse = error.pow(2).flatten(1).mean(dim=1)[:, None, None, None]
+    expected = 10 / math.log(10) * 2 * error / (16 * (mse + floor)) / 2
+    assert torch.allclose(x0_hat.grad, expected, rtol=1e-10, atol=0)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [({"per_image": "l1"}, "per_image"), ({"floor": 0.0}, "floor")])
 def test_bad_loss_options_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
