@@ -50,7 +50,8 @@ LEVERS = {
     "severity_tilted_3": ["severity=tilted", "severity.power=3"],  # density 4t^3
     "loss_psnr": ["loss=clean_psnr"],  # minus the per-image PSNR of Phi instead of the weighted squared error
     "loss_psnr_floor": ["loss=clean_psnr", "loss.floor=1e-3"],  # 10 log10(MSE + 1e-3): the weight 1/MSE bounded
-    "loss_psnr_floor_tilted_3": ["loss=clean_psnr", "loss.floor=1e-3", "severity=tilted", "severity.power=3"],
+    # embedded_inpaint's choice: 10 log10(MSE + 3e-3) with training t ~ 4t^3
+    "loss_psnr_floor_tilted_3": ["loss=clean_psnr", "loss.floor=3e-3", "severity=tilted", "severity.power=3"],
 }
 
 
