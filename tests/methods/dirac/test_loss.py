@@ -114,7 +114,8 @@ def test_the_psnr_loss_floor_bounds_the_weight_of_near_perfect_images():
     offsets = torch.tensor([1e-4, 0.1], dtype=torch.float64)[:, None, None, None]
     x0_hat = (x0 + offsets * torch.randn(x0.shape, generator=generator, dtype=torch.float64)).requires_grad_(True)
     floor = 1e-3
-    LookAheadLoss(1.0, per_image="psnr", floor=floor)(x0_hat, x0, torch.ones(2), CountingFade(), GeometricNoise()).backward()
+    loss = LookAheadLoss(1.0, per_image="psnr", floor=floor)
+    loss(x0_hat, x0, torch.ones(2), CountingFade(), GeometricNoise()).backward()
     error = (x0_hat - x0).detach()
     mse = error.pow(2).flatten(1).mean(dim=1)[:, None, None, None]
     expected = 10 / math.log(10) * 2 * error / (16 * (mse + floor)) / 2
