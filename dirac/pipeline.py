@@ -11,7 +11,7 @@ import lightning as L
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dirac.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from dirac.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint, with_schedule_contents
 from dirac.methods.base import Method
 from dirac.tasks.base import Task
 
@@ -33,9 +33,11 @@ class Run:
 
 
 def model_config(cfg: DictConfig) -> dict:
-    """The resolved part of the config a checkpoint needs to be used on its own (method, operators, data geometry)."""
-    return {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
-            for key in MODEL_KEYS if key in cfg}
+    """The resolved part of the config a checkpoint needs to be used on its own (method, operators, data geometry),
+    schedule files stored as their knots."""
+    return with_schedule_contents({key: OmegaConf.to_container(cfg[key], resolve=True)
+                                   if isinstance(cfg[key], DictConfig) else cfg[key]
+                                   for key in MODEL_KEYS if key in cfg})
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
@@ -77,10 +79,13 @@ def judge(run: Run) -> dict:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit (resuming when asked), then calibrate, evaluate and save."""
+    """Fit (resuming when asked: the checkpoint is checked as data before Lightning reads it), then calibrate,
+    evaluate and save."""
     ckpt = checkpoint_for(cfg)
+    if ckpt is not None:
+        load_checkpoint(ckpt, configured_family(cfg))
     run = build(cfg)
-    run.trainer.fit(run.method, datamodule=run.datamodule, ckpt_path=ckpt)
+    run.trainer.fit(run.method, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=True)
     return judge(run)
 
 

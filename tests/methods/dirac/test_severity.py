@@ -62,6 +62,9 @@ def test_the_training_step_draws_its_severities_from_the_configured_distribution
 
 
 def test_a_checkpoint_may_rebuild_the_training_severity():
-    from dirac.checkpoints import check_target
+    from dirac.checkpoints import build, check_stored
 
-    check_target("dirac.methods.dirac.TiltedSeverity", "config.model.severity")  # refused targets raise
+    node = {"_target_": "dirac.methods.dirac.TiltedSeverity", "power": 3}
+    check_stored({"model": {"severity": node}})
+    severity = build(node)
+    assert isinstance(severity, TiltedSeverity) and severity.power == 3.0

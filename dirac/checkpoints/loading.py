@@ -1,5 +1,5 @@
-"""Checkpoints are data, never code: safe lookup, loading (weights_only), format upgrades and an allowlist of the
-classes a stored config may build (issue 15)."""
+"""Checkpoint files: lookup, loading (archive checked, then weights_only), metadata in the current format, and the
+method rebuilt from its stored config by the project's own builder (issues 15, 33)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import zipfile
 from pathlib import Path
 
 import torch
-from hydra.utils import get_object, instantiate
 
+from dirac.checkpoints.archive import check_archive
+from dirac.checkpoints.stored import MAX_DEPTH, PATH_KEYS, TABULATED, TARGET, build, check_stored
 from dirac.errors import CheckpointError
 from dirac.reporting.files import atomic_path
 
@@ -18,9 +19,6 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "dirac"
 FORMAT_VERSION = 2
-# Classes outside dirac.* that a stored config may name: the optimisers and schedules of the method configs.
-ALLOWED_EXTERNAL = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RAdam",
-                              "torch.optim.lr_scheduler.OneCycleLR", "torch.optim.lr_scheduler.CosineAnnealingLR"})
 # Format 1 (before methods and tasks were split): module paths that moved, and evaluation settings now the task's.
 V1_TARGETS = {"dirac.models.DiracModule": "dirac.methods.dirac.DiracModule",
               "dirac.models.LookAheadLoss": "dirac.methods.dirac.LookAheadLoss"}
@@ -49,18 +47,21 @@ def resolve_checkpoint(ckpt_path: str | None, resume: bool, search_root: Path) -
     return path
 
 
-def load_checkpoint(path: str | Path, family: str | None = None) -> dict:
-    """A dirac checkpoint read with `weights_only=True`, its metadata upgraded to the current format and its stored
-    config checked against the allowlist; a truncated, foreign, unsafe or other-family file gets a CheckpointError."""
+def load_checkpoint(path: str | Path, family: str | None = None, limit: int | None = None) -> dict:
+    """A dirac checkpoint: its archive checked against the size limits, read with `weights_only=True`, its metadata
+    upgraded to the current format and its stored config checked as closed data; any bad file is a CheckpointError."""
     path = Path(path)
+    check_archive(path, limit)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupted or not a torch "
                               f"checkpoint ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
                               ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or METADATA_KEY not in checkpoint:
         raise CheckpointError(f"checkpoint {path} was not written by dirac (it lacks the 'state_dict' and 'dirac' entries)")
+    if not isinstance(checkpoint["state_dict"], dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(checkpoint['state_dict']).__name__} as its state_dict")
     checkpoint[METADATA_KEY] = read_metadata(checkpoint, family)
     return checkpoint
 
@@ -68,33 +69,56 @@ def load_checkpoint(path: str | Path, family: str | None = None) -> dict:
 def read_metadata(checkpoint: dict, family: str | None = None) -> dict:
     """The checkpoint's `dirac` entry in the current format (format 1 is upgraded), checked for family and safety."""
     stored = checkpoint.get(METADATA_KEY)
-    if not isinstance(stored, dict):
+    if type(stored) is not dict:
         raise CheckpointError("the checkpoint was not written by dirac (no 'dirac' metadata entry)")
     if "format_version" not in stored and {"config", "stops", "signature"} <= set(stored):
         stored = upgrade_v1(stored)
     version = stored.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint format version {version!r} is not supported: this dirac reads format "
                               f"{FORMAT_VERSION} (and upgrades format 1); re-save it with the dirac that wrote it")
     missing = {"family", "config", "signature", "calibration"} - set(stored)
     if missing:
         raise CheckpointError(f"the checkpoint's dirac metadata lacks {sorted(missing)}")
+    check_metadata_types(stored)
     if family is not None and stored["family"] != family:
         raise CheckpointError(f"this is a {stored['family']!r} checkpoint, but a {family!r} checkpoint is needed here")
-    check_allowed(stored["config"])
-    return stored
+    check_stored(stored["signature"], built=None)
+    config = inline_schedules(stored["config"], stored["signature"])
+    check_stored(config)
+    return {**stored, "config": config}
+
+
+def check_metadata_types(stored: dict) -> None:
+    """Refuse metadata whose family is not a string, config or signature not a dict, or calibration not a
+    restorer -> parameter -> number table."""
+    calibration = stored["calibration"]
+    numbers = (int, float)
+    well_formed = (type(stored["family"]) is str and type(stored["config"]) is dict
+                   and type(stored["signature"]) is dict and type(calibration) is dict
+                   and all(type(name) is str and type(values) is dict
+                           and all(type(key) is str and type(value) in numbers for key, value in values.items())
+                           for name, values in calibration.items()))
+    if not well_formed:
+        raise CheckpointError("the checkpoint's dirac metadata is malformed: family must be a string, config and "
+                              "signature dicts, calibration a restorer -> parameter -> number table")
 
 
 def upgrade_v1(stored: dict) -> dict:
     """Format 1 metadata (config, stops, calibrated, signature of a Dirac run) in the current format."""
-    config = _renamed(stored["config"])
-    model = config.get("model", {})
-    if "eval_seed" in model:
-        model["val_seed"] = model.pop("eval_seed")
-    for key in V1_EVALUATION_KEYS:
-        model.pop(key, None)
-    calibration = {f"dirac_{preset}": {"stop_t": float(stored["stops"][preset])}
-                   for preset in stored.get("calibrated", [])}
+    config, stops, calibrated = stored["config"], stored["stops"], stored.get("calibrated", [])
+    if type(config) is not dict or type(stops) is not dict or type(calibrated) is not list or \
+            not all(type(preset) is str and type(stops.get(preset)) in (int, float) for preset in calibrated):
+        raise CheckpointError("the checkpoint's format-1 metadata is malformed: config and stops must be dicts, "
+                              "calibrated a list of presets with a numeric stop each")
+    config = _renamed(config)
+    model = config.get("model")
+    if type(model) is dict:
+        if "eval_seed" in model:
+            model["val_seed"] = model.pop("eval_seed")
+        for key in V1_EVALUATION_KEYS:
+            model.pop(key, None)
+    calibration = {f"dirac_{preset}": {"stop_t": float(stops[preset])} for preset in calibrated}
     log.info("read a format-1 Dirac checkpoint (written before methods and tasks were split); upgraded in memory")
     return {"family": "dirac", "format_version": FORMAT_VERSION, "config": config,
             "signature": stored["signature"], "calibration": calibration}
@@ -102,74 +126,57 @@ def upgrade_v1(stored: dict) -> dict:
 
 def _renamed(value):
     """A copy of a stored config with the format-1 module paths replaced by today's."""
-    if isinstance(value, dict):
-        return {key: V1_TARGETS.get(item, item) if key == "_target_" else _renamed(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if type(value) is dict:
+        return {key: V1_TARGETS.get(item, item) if key == TARGET and type(item) is str else _renamed(item)
+                for key, item in value.items()}
+    if type(value) is list:
         return [_renamed(item) for item in value]
     return value
 
 
-def check_allowed(config, where: str = "config") -> None:
-    """Refuse a stored config that names any `_target_` other than the project's own classes (or the allowed
-    optimisers), anywhere in it, or that holds an interpolation; nothing is built before the whole config passes."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if key == "_target_":
-                check_target(value, where)
-            else:
-                check_allowed(value, f"{where}.{key}")
-    elif isinstance(config, list):
-        for index, value in enumerate(config):
-            check_allowed(value, f"{where}[{index}]")
-    elif isinstance(config, str) and "${" in config:
-        raise CheckpointError(f"the checkpoint's stored config holds an interpolation at {where} ({config!r}); "
-                              "stored configs are resolved, so this file was not written by dirac")
+def inline_schedules(config: dict, signature: dict) -> dict:
+    """The stored config with a schedule file path (written before issue 33) replaced by the knots the checkpoint's
+    signature recorded, so no file is read; a path without recorded knots is left for `check_stored` to refuse."""
+    recorded = signature.get("degradation", {})
+    knots = recorded.get("schedule") if type(recorded) is dict else None
+    if type(knots) is not dict or knots.get("kind") != "tabulated":
+        return config
+    table = {TARGET: TABULATED, "t_knots": knots.get("t"), "c_knots": knots.get("c")}
+    return _with_paths_replaced(config, table)
 
 
-def check_target(target, where: str) -> None:
-    """Allow a `_target_` only when it names a class defined in the dirac package (a network, operator, schedule,
-    sampler, data module, loss or training severity) or one of the allowed optimisers."""
-    if target in ALLOWED_EXTERNAL:
-        return
-    refusal = CheckpointError(f"the checkpoint's stored config asks to build {target!r} at {where}; only dirac's own "
-                              "classes (and torch optimisers) may be built from a checkpoint, so it was refused")
-    if not isinstance(target, str) or not target.startswith("dirac."):
-        raise refusal
-    try:
-        obj = get_object(target)
-    except Exception as error:  # an unknown path: refuse it rather than let Hydra import something else
-        raise refusal from error
-    if not (isinstance(obj, type) and obj.__module__.startswith("dirac.") and issubclass(obj, _buildable())):
-        raise refusal
-
-
-def _buildable() -> tuple[type, ...]:
-    """The base classes of the objects a stored config may build."""
-    import lightning as L
-    from torch import nn
-
-    from dirac.data.source import ImageSource
-    from dirac.methods.dirac.severity import TiltedSeverity
-    from dirac.samplers.reverse import DiracSampler
-
-    return nn.Module, L.LightningDataModule, ImageSource, DiracSampler, TiltedSeverity
+def _with_paths_replaced(value, table: dict, depth: int = 0):
+    """A copy of `value` with every string under a PATH_KEYS key replaced by `table`, down to MAX_DEPTH (deeper
+    nesting is left as it is, for `check_stored` to refuse)."""
+    if depth > MAX_DEPTH:
+        return value
+    if type(value) is dict:
+        return {key: dict(table) if key in PATH_KEYS and type(item) is str
+                else _with_paths_replaced(item, table, depth + 1) for key, item in value.items()}
+    if type(value) is list:
+        return [_with_paths_replaced(item, table, depth + 1) for item in value]
+    return value
 
 
 def module_from_checkpoint(checkpoint: dict, family: str | None = None):
-    """The method module a loaded checkpoint was trained as, built from its stored (allowlisted) `model` config,
-    with its weights, calibration and run config (one loader for every family)."""
+    """The method module a loaded checkpoint was trained as, built by `stored.build` from its checked `model`
+    config, with its weights, calibration and run config (one loader for every family)."""
     from dirac.methods.base import Method
 
     stored = read_metadata(checkpoint, family)
     model = stored["config"].get("model")
-    if model is None:
+    if type(model) is not dict or TARGET not in model:
         raise CheckpointError("the checkpoint stores no model config (checkpoint['dirac']['config']['model']), "
                               "so the module cannot be rebuilt from it alone")
-    module = instantiate(model)
+    module = build(model)
     if not isinstance(module, Method) or module.family != stored["family"]:
         raise CheckpointError(f"the checkpoint's model config builds a {type(module).__name__}, not a "
                               f"{stored['family']!r} method")
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, KeyError) as error:
+        raise CheckpointError(f"the checkpoint's weights do not fit the model its config builds: "
+                              f"{str(error).splitlines()[0]}") from error
     module.on_load_checkpoint({**checkpoint, METADATA_KEY: stored})
     module.run_config = stored["config"]
     return module
