@@ -4,6 +4,8 @@ rgm.md §5): sliced Wasserstein along directions drawn from a learned distributi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -61,13 +63,15 @@ class DSWDPrior(nn.Module):
         directions = self.directions(theta)
         return self.cosine_weight * mean_abs_cosine(directions) - sliced_wasserstein(real, fake, directions, self.p)
 
-    def fit_projection(self, real: Tensor, fake: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
-        """Run the inner loop on detached samples and return the θ it used (a fresh draw of `projections` directions)."""
+    def fit_projection(self, real: Tensor, fake: Tensor, optimizer: torch.optim.Optimizer,
+                       backward: Callable[[Tensor], None] = Tensor.backward) -> Tensor:
+        """Run the inner loop on detached samples and return the θ it used (a fresh draw of `projections` directions);
+        `backward` differentiates each inner objective (RGMModule's: outside DDP's reducer, gradients averaged)."""
         theta = random_directions(self.projections, self.dim, real.device)
         real, fake = real.detach().flatten(1), fake.detach().flatten(1)
         for _ in range(self.inner_steps):
             optimizer.zero_grad(set_to_none=True)
-            self.projection_objective(real, fake, theta).backward()
+            backward(self.projection_objective(real, fake, theta))
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return theta

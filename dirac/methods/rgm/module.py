@@ -16,8 +16,10 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from dirac.methods.base import Method
+from dirac.methods.rgm.distributed import average_gradients
 from dirac.priors.dswd import DSWDPrior
 from dirac.priors.kld import discriminator_loss, r1_penalty
 
@@ -37,6 +39,11 @@ class RGMModule(Method):
     `trainer.max_steps` is the number of iterations. A non-finite loss raises FloatingPointError naming the step.
     `scheduler_g` / `scheduler_d` (factories of a learning-rate schedule, e.g. the reference's cosine) are stepped
     once per epoch, at its end (rgm.md §4).
+    Under DDP (`trainer.strategy=ddp`, any find_unused_parameters) every backward runs outside DDP's reducer and the
+    gradients of the network about to step are averaged explicitly (`reduced_backward`): identical G, D and
+    projection weights on every process.
+    Real pairs (x_{k-1}, x_k) are coupled as the fake ones are, which a discriminator that sees x_k (`conditional`)
+    can tell apart: Markov-coupled under Alg. 1, two independent marginals of x_0 under Alg. 2 (`real_pair`).
     Batches are what the generator makes (its `sample_shape`): `(B, dim)` points for the toy MLPs, `{"image"}` batches
     in [0, 1] for image generators, mapped to [−1, 1] here (rgm.md §0) and back in `sample`.
     """
@@ -55,6 +62,8 @@ class RGMModule(Method):
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.uses_discriminator = prior is not None and prior.uses_discriminator
         self.discriminator = discriminator if self.uses_discriminator else None
+        sees_x_k = self.uses_discriminator and getattr(discriminator, "conditional", True)  # unsaid: it may read x_k
+        self.independent_pairs = algorithm == "prior" and bool(sees_x_k)
         self.sample_shape, self.nz = tuple(generator.sample_shape), int(generator.nz)
         self.images = len(self.sample_shape) == 3
         chain.check_shape(self.sample_shape)
@@ -104,8 +113,13 @@ class RGMModule(Method):
         return k.expand(batch) if shared else k
 
     def real_pair(self, x0: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-        """(x_{k-1}, x_k): x_{k-1} ~ q(x_{k-1} | x_0), then one forward step (a Markov-coupled real pair)."""
+        """(x_{k-1}, x_k) coupled as the fake pair (x̃_{k-1}, x_k) is: x_{k-1} ~ q(x_{k-1} | x_0) then one forward step
+        (Markov, matching Alg. 1's posterior draw); with a discriminator that sees x_k under Alg. 2, whose x̃_{k-1} =
+        q(· | x̂_0) ignores x_k's noise, x_k ~ q(x_k | x_0) drawn independently (rgm.md §1.1, the reference's pairs).
+        A D without x_k sees only x_{k-1}, whose law is the same either way: the Markov pair stays."""
         x_prev = self.chain.marginal(x0, k - 1)
+        if self.independent_pairs:
+            return x_prev, self.chain.marginal(x0, k)
         return x_prev, self.chain.step(x_prev, k)
 
     def redegrade(self, x0_hat: Tensor, x_k: Tensor, k: Tensor) -> Tensor:
@@ -139,7 +153,8 @@ class RGMModule(Method):
             real, fake = self.discriminator.features(x_prev, x_k, k), self.discriminator.features(fake, x_k, k)
         if isinstance(self.prior, DSWDPrior):
             optimizer = self.optimizers()[-1].optimizer  # raw: the inner steps do not count as global steps
-            theta = self.prior.fit_projection(real, fake, optimizer)
+            backward = lambda objective: self.reduced_backward(objective, self.prior.projection)  # noqa: E731
+            theta = self.prior.fit_projection(real, fake, optimizer, backward)
             return self.prior.distance(real, fake, theta)
         return self.prior.distance(real, fake)
 
@@ -157,7 +172,7 @@ class RGMModule(Method):
             loss = loss + 0.5 * self.r1_gamma * r1_penalty(real_logit, x_prev)
         self.check_finite("discriminator", loss)
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self.reduced_backward(loss, self.discriminator)
         optimizer.step()
         return loss.detach()
 
@@ -183,11 +198,22 @@ class RGMModule(Method):
         loss, logs["train/prior"], logs["train/fidelity"] = self.generator_step(x0)
         self.check_finite("generator", loss)
         optimizers[0].zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self.reduced_backward(loss, self.generator)
         optimizers[0].step()  # the one optimiser step Lightning counts
         self.update_ema()
         self.log_dict({"train/loss": loss.detach(), **logs}, prog_bar=True, batch_size=x0.shape[0])
         return {"loss": loss.detach()}
+
+    def reduced_backward(self, loss: Tensor, net: nn.Module) -> None:
+        """`manual_backward(loss)`; under DDP outside its reducer (no_sync: G, D and the projection net step apart,
+        each after its own backward), then the gradients of `net`, the one about to step, averaged over processes."""
+        wrapped = self.trainer.strategy.model
+        if not isinstance(wrapped, DistributedDataParallel):
+            self.manual_backward(loss)
+            return
+        with wrapped.no_sync():
+            self.manual_backward(loss)
+        average_gradients(net.parameters())
 
     def check_finite(self, what: str, loss: Tensor) -> None:
         """Raise FloatingPointError naming the step when a loss is NaN or infinite (manual optimisation checks itself)."""

@@ -92,6 +92,46 @@ def test_refused_combinations_say_why():
         module(MMDPrior()).inputs({"image": torch.zeros(2, 3, 8, 8), "name": ["a", "b"]})
 
 
+class PointGenerator(nn.Module):
+    """The exact restorer of one-point data c: x̂_0 = c whatever (x_k, z, k)."""
+
+    sample_shape, nz = (2,), 1
+
+    def __init__(self, point: torch.Tensor) -> None:
+        super().__init__()
+        self.point = nn.Parameter(point)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self.point.expand_as(x)
+
+
+def cross_covariance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return ((a - a.mean(dim=0)) * (b - b.mean(dim=0))).mean(dim=0)
+
+
+@pytest.mark.parametrize("algorithm", ["prior", "posterior"])
+def test_real_pairs_are_coupled_as_the_fake_ones_for_a_discriminator_that_sees_x_k(algorithm):
+    """One-point data c: the exact G returns c, so at the optimum a conditional D must not tell the fake pair
+    (x̃_{k-1}, x_k) from the real one. Alg. 2 re-degrades c with fresh noise (independent of x_k: the real pair must
+    be two independent marginals, not a Markov step with Cov = a_k σ̄²_{k-1} = 0.186); Alg. 1 draws
+    q(x_{k-1} | x_k, c)."""
+    point, k = torch.tensor([[0.5, -1.0]]), torch.full((50_000,), 2)
+    rgm = RGMModule(PointGenerator(point), VPChain(4), KLDPrior(), ADAM, ToyDiscriminator(conditional=True), ADAM,
+                    algorithm=algorithm)
+    x_prev, x_k = rgm.real_pair(point.expand(len(k), 2), k)
+    fake = rgm.redegrade(rgm.restore(x_k, k), x_k, k)
+    torch.testing.assert_close(cross_covariance(x_prev, x_k), cross_covariance(fake, x_k), atol=0.02, rtol=0)
+
+
+def test_a_discriminator_without_x_k_keeps_the_markov_pair_and_its_numbers():
+    rgm, x0, k = module(KLDPrior()), torch.randn(64, 2), torch.randint(1, 5, (64,))
+    torch.manual_seed(1)
+    x_prev, x_k = rgm.real_pair(x0, k)
+    torch.manual_seed(1)
+    expected = rgm.chain.marginal(x0, k - 1)
+    assert torch.equal(x_prev, expected) and torch.equal(x_k, rgm.chain.step(expected, k))
+
+
 def test_a_non_finite_loss_stops_with_the_step_named():
     rgm = module(MMDPrior())
     with torch.no_grad():
