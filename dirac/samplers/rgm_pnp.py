@@ -5,10 +5,17 @@ model's [−1, 1] scale where the measurement is y' = 2y − A(1):
     M times, for j = T′ … 1:
         x̂ = G(ā_j x + noise_factor · σ̄_j ε, z, j)      the iterate pushed to forward level j, then restored
         w = (1 − α) x + α x̂
-        u = prox_{λf}(2w − x) = operator.prox_l2(2w − x, y', λ)   f = ½ ‖A x − y'‖², through the operator's SVD
+        u = prox_{λf}(2w − x) = operator.prox_l2(2w − x, y', λ ρ)   f = ½ ρ ‖A x − y'‖², through the operator's SVD
         x = x + (u − w)
 
 and returns x mapped back to [0, 1] (the loop returns x, not w or u). NFE = M · T′.
+
+λ is in the reference's units (rgm.md §7, whose λ = 0.2, 5, 10 the configs copy). The reference measures at the low
+resolution: SR ×r is r×r average pooling H (H Hᵀ = I/r², singular value 1/r) and colorization the channel mean
+(singular value 1/√C), while this project's A_1 are full-size projectors with singular value 1 (the block means shown
+at full size, the grey image in every channel). With y' = A x₀ and y_ref = H x₀, Hᵀ H = ρ Aᵀ A and Hᵀ y_ref = ρ Aᵀ y'
+for ρ = 1/r² (SR) and 1/C (colorization), so λ/2 ‖H x − y_ref‖² = λ ρ/2 ‖A x − y'‖² + const: the prox uses the weight
+λ ρ and equals the reference's prox at the same λ (`reference_gain`; ρ = 1 for operators the reference does not use).
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
+from dirac.degradations.colorization import Colorization
 from dirac.degradations.operators import LinearOperator
+from dirac.degradations.superresolution import BlockSuperResolution
 from dirac.precision import autocast_network_only
 from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator, require_svd
 from dirac.samplers.restorer import Generators, gaussian_like
@@ -43,6 +52,16 @@ def load_rgm(path: str | Path | None) -> nn.Module:
     return module.eval().requires_grad_(False)
 
 
+def reference_gain(degradation: Degradation) -> float:
+    """ρ = s_ref², the squared singular value of the reference's operator where this project's A_1 has 1 (rgm.md §7):
+    1/r² for ×r block-average SR (r×r average pooling), 1/C for colorization (the channel mean), else 1."""
+    if isinstance(degradation, BlockSuperResolution):
+        return 1.0 / degradation.factor**2
+    if isinstance(degradation, Colorization):
+        return 1.0 / degradation.channels
+    return 1.0
+
+
 def shared_rgm(source: nn.Module | SharedDenoiser | None) -> SharedDenoiser | None:
     """RGM-PnP's prior (a module or a `load_rgm` partial) as a network loaded once, with the RGM training hint."""
     if source is None or isinstance(source, SharedDenoiser):
@@ -56,8 +75,9 @@ class RGMPnP(BaselineRestorer):
     as the prior and the data term's prox through the operator's SVD; `iterations` outer iterations (M) of `t_prime`
     restorations each, from level T′ down to 1, with the EMA generator and z, ε drawn from the per-image generators.
 
-    Tunable: `lam` (the prox weight λ) and `alpha` (the step towards G's restoration). `noise_factor` scales the
-    forward noise (0.99 as the reference); `clamp` clips w to [−1, 1] (off by default, as the reference).
+    Tunable: `lam` (the prox weight λ, in the reference's units: the prox uses λ·`reference_gain`, module docstring)
+    and `alpha` (the step towards G's restoration). `noise_factor` scales the forward noise (0.99 as the reference);
+    `clamp` clips w to [−1, 1] (off by default, as the reference).
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ("lam", "alpha")
@@ -102,6 +122,10 @@ class RGMPnP(BaselineRestorer):
             raise ValueError(f"RGM-PnP pushes the iterate to level t_prime={self.t_prime}, but the RGM chain has "
                              f"{module.chain.steps} levels")
 
+    def prox_weight(self, degradation: Degradation) -> float:
+        """λ ρ: the weight of ½ ‖A x − y'‖² whose prox is the reference's of λ/2 ‖H x − y_ref‖² (module docstring)."""
+        return self.lam * reference_gain(degradation)
+
     def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
         """The data term's prox is taken through the operator's SVD (as DDRM)."""
         require_svd(self.METHOD, degradation, operator, "takes the data term's prox through the operator's SVD")
@@ -131,4 +155,4 @@ class RGMPnP(BaselineRestorer):
         x_level = chain.marginal(x, k, self.noise_factor * gaussian_like(x, generator))
         w = (1 - self.alpha) * x + self.alpha * generate(x_level, gaussian_like(latent, generator), k).float()
         w = w.clamp(-1, 1) if self.clamp else w
-        return x + operator.prox_l2(2 * w - x, measured, self.lam) - w
+        return x + operator.prox_l2(2 * w - x, measured, self.prox_weight(operator.degradation)) - w

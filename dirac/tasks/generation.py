@@ -2,8 +2,9 @@
 (RGM Alg. 3) and, on the 2-D mixture, report mode coverage — a sample counts for the nearest mode when it lies
 within `std_multiple` standard deviations of it (a "high-quality" sample); a mode is covered when it holds at
 least `min_fraction` of all samples — with results.md/.csv, mode_counts.csv and a scatter plot. On images: a
-sample grid, the unpaired FID against the test split (when the Inception weights are present) and the weight-free
-patch SWD between samples and test images, in results.md/.csv."""
+sample grid, the unpaired FID against the statistics of the train split (`fid_reference: train`, the paper's
+protocol for its CIFAR-10 3.04 / 2.47) or of the test split (`test`), when the Inception weights are present, and
+the weight-free patch SWD between samples and test images, in results.md/.csv."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from dirac.tasks.base import Task
 
 log = logging.getLogger(__name__)
 IMAGE_METRICS = {"fid": "FID", "swd": "patch SWD"}
+FID_REFERENCES = ("train", "test")
 
 
 def mode_coverage(samples: Tensor, means: Tensor, std: float, std_multiple: float = 3.0,
@@ -76,22 +78,28 @@ def coverage_table(results: Mapping[str, Mapping[str, float]], notes: str) -> st
 
 
 class SampleScores:
-    """Unpaired FID (Inception features of 8-bit images; None without weights) of generated against test images, and
-    the patch SWD between the first `swd_images` of each set (SPEC §2 generation; the weight-free measure)."""
+    """Unpaired FID (Inception features of 8-bit images; None without weights) of generated against reference images,
+    and the patch SWD between the first `swd_images` of each set (SPEC §2 generation; the weight-free measure);
+    `counts` are the images each side of the FID saw."""
 
     def __init__(self, fid: FrechetInceptionDistance | None, swd_images: int, patches_per_image: int) -> None:
         self.fid, self.swd_images, self.patches_per_image = fid, swd_images, patches_per_image
         self.kept: dict[bool, list[Tensor]] = {True: [], False: []}
         self.counts = {True: 0, False: 0}
 
-    def update(self, images: Tensor, real: bool) -> None:
-        """Add a batch of [0, 1] images of the test split (`real`) or of the generator."""
-        if self.fid is not None:
-            self.fid.update(to_uint8_rgb(images), real=real)
-        room = self.swd_images - sum(len(kept) for kept in self.kept[real])
-        if room > 0:
+    def update(self, images: Tensor, real: bool, fid: bool = True, swd: bool = True) -> None:
+        """Add a batch of [0, 1] reference (`real`) or generated images to the FID (`fid`) and the SWD's (`swd`)."""
+        if fid:
+            if self.fid is not None:
+                self.fid.update(to_uint8_rgb(images), real=real)
+            self.counts[real] += len(images)
+        room = self.swd_images - self.kept_count(real)
+        if swd and room > 0:
             self.kept[real].append(images[:room].float().cpu())
-        self.counts[real] += len(images)
+
+    def kept_count(self, real: bool) -> int:
+        """How many reference (`real`) or generated images the patch SWD keeps so far (at most `swd_images`)."""
+        return sum(len(kept) for kept in self.kept[real])
 
     def compute(self) -> dict[str, float]:
         """FID (when computed) and patch SWD."""
@@ -118,20 +126,24 @@ class GenerationTask(Task):
     """Judges a generative method by `num_samples` samples drawn with a generator seeded by `seed` (rank independent):
     on toy data (a datamodule with `means()` and `std`) the mode-coverage report; from an image generator, in batches
     of `batch_size`, a grid of the first `grid_images` samples (samples.png, and wandb), the unpaired FID against the
-    test split when `fid` and the Inception weights (in `weights_dir`) are present, and the patch SWD between the first
-    `swd_images` samples and test images (`swd_patches_per_image` 7x7 patches each). Every rank computes the same
-    report (one seed); rank 0 writes it."""
+    statistics of the `fid_reference` split (train: the paper's; test) when `fid` and the Inception weights (in
+    `weights_dir`) are present, and the patch SWD between the first `swd_images` samples and test images
+    (`swd_patches_per_image` 7x7 patches each). Every rank computes the same report (one seed); rank 0 writes it."""
 
     def __init__(self, num_samples: int = 10_000, seed: int = 0, std_multiple: float = 3.0, min_fraction: float = 0.01,
                  scatter_points: int = 2000, monitor: str = "samples/high_quality", batch_size: int = 250,
                  grid_images: int = 64, fid: bool = True, weights_dir: str | None = None, swd_images: int = 1000,
-                 swd_patches_per_image: int = 64) -> None:
+                 swd_patches_per_image: int = 64, fid_reference: str = "train") -> None:
         if num_samples < 1 or std_multiple <= 0 or not 0 <= min_fraction < 1:
             raise ValueError(f"task.num_samples >= 1, std_multiple > 0 and 0 <= min_fraction < 1 are required, got "
                              f"{num_samples}, {std_multiple}, {min_fraction}")
         if min(batch_size, grid_images, swd_images, swd_patches_per_image) < 1:
             raise ValueError(f"task.batch_size, grid_images, swd_images and swd_patches_per_image must be >= 1, got "
                              f"{batch_size}, {grid_images}, {swd_images}, {swd_patches_per_image}")
+        if fid_reference not in FID_REFERENCES:
+            raise ValueError(f"task.fid_reference must be one of {FID_REFERENCES} (the split whose statistics the FID "
+                             f"compares the samples with; train is the paper's), got {fid_reference!r}")
+        self.fid_reference = fid_reference
         self.num_samples, self.seed = int(num_samples), int(seed)
         self.std_multiple, self.min_fraction = float(std_multiple), float(min_fraction)
         self.scatter_points, self.monitor = int(scatter_points), monitor
@@ -188,12 +200,12 @@ class GenerationTask(Task):
 
     def evaluate_images(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
                         output_dir: Path) -> dict[str, dict[str, float]]:
-        """Samples and the test split → FID (with weights), patch SWD → samples.png, results.md/.csv (rank 0)."""
+        """Samples, the reference split and the test split → FID (with weights), patch SWD → samples.png,
+        results.md/.csv (rank 0)."""
         method.eval()
         device = next(method.parameters()).device
         scores = SampleScores(self.fid_metric(device), self.swd_images, self.swd_patches_per_image)
-        for batch in split_images(datamodule, tuple(method.sample_shape)):
-            scores.update(batch.to(device), real=True)
+        self.add_references(scores, datamodule, tuple(method.sample_shape), device)
         grid: list[Tensor] = []
         for samples in sample_batches(method, self.num_samples, self.batch_size,
                                       torch.Generator(device).manual_seed(self.seed)):
@@ -204,6 +216,19 @@ class GenerationTask(Task):
             paths = self.write_images(results, torch.cat(grid), scores, trainer, output_dir)
             print(f"\n{paths['results.md'].read_text()}\nwritten to {output_dir}", flush=True)
         return results
+
+    def add_references(self, scores: SampleScores, datamodule: L.LightningDataModule, shape: tuple[int, ...],
+                       device: torch.device) -> None:
+        """The real side: the FID's from the whole `fid_reference` split (when the FID is computed), the patch SWD's
+        from the first `swd_images` test images."""
+        fid_split = self.fid_reference if scores.fid is not None else None
+        if fid_split == "train":
+            for batch in split_images(datamodule, shape, "train"):
+                scores.update(batch.to(device), real=True, swd=False)
+        for batch in split_images(datamodule, shape, "test"):
+            scores.update(batch.to(device), real=True, fid=fid_split == "test")
+            if fid_split != "test" and scores.kept_count(True) >= self.swd_images:
+                break
 
     def fid_metric(self, device: torch.device) -> FrechetInceptionDistance | None:
         """The FID accumulator on `device`; None when `fid` is off, or (with a warning) when the weights are missing."""
@@ -221,12 +246,12 @@ class GenerationTask(Task):
         image = make_grid(grid, nrow=math.ceil(math.sqrt(len(grid))), padding=2, pad_value=1.0)
         if isinstance(trainer.logger, WandbLogger):
             log_images(trainer.logger, "samples", [image], [f"{len(grid)} of {self.num_samples} samples"])
-        counts = f"{scores.counts[False]} samples (seed {self.seed}) vs {scores.counts[True]} test images"
+        counts = (f"{scores.counts[False]} samples (seed {self.seed}) vs the statistics of {scores.counts[True]} "
+                  f"{self.fid_reference} images")
         notes = {"FID": f"Inception-v3 pool features on 8-bit images, {counts}" if scores.fid is not None
-                 else "not computed (off, or Inception weights missing)",
+                 else f"not computed (off, or Inception weights missing; reference: the {self.fid_reference} split)",
                  "patch SWD": f"7x7 patches, 256 projections, {self.swd_patches_per_image} patches of each of the first "
-                              f"{min(self.swd_images, scores.counts[False])} samples and "
-                              f"{min(self.swd_images, scores.counts[True])} test images",
+                              f"{scores.kept_count(False)} samples and {scores.kept_count(True)} test images",
                  "clipping": "samples and images clipped to [0, 1]"}
         rows = [{"model": name, **{key: repr(value) for key, value in row.items()}} for name, row in results.items()]
         return written(save_png(image, directory / "samples.png"),
@@ -234,14 +259,17 @@ class GenerationTask(Task):
                        write_text(directory / "results.csv", csv_text(["model", *IMAGE_METRICS], rows)))
 
 
-def split_images(datamodule: L.LightningDataModule, shape: tuple[int, ...]) -> Iterator[Tensor]:
-    """The test split's `batch["image"]` batches, refused with a clear error when they are not of the samples' shape."""
-    if not callable(getattr(datamodule, "test_dataloader", None)):
-        raise ValueError(f"the image generation report compares samples with a test split of images, but "
+def split_images(datamodule: L.LightningDataModule, shape: tuple[int, ...], split: str = "test") -> Iterator[Tensor]:
+    """The `split` (train or test) loader's `batch["image"]` batches, unaugmented (the train loader's shuffled order
+    leaves FID statistics unchanged), refused with a clear error when they are not of the samples' shape."""
+    loader = getattr(datamodule, f"{split}_dataloader", None)
+    if not callable(loader):
+        raise ValueError(f"the image generation report compares samples with a {split} split of images, but "
                          f"{type(datamodule).__name__} has none; use an image data module (e.g. data=cifar10)")
-    datamodule.setup("test")
-    for batch in datamodule.test_dataloader():
+    datamodule.setup("fit" if split == "train" else split)
+    for batch in loader():
         images = batch["image"] if isinstance(batch, dict) else batch
         if tuple(images.shape[1:]) != shape:
-            raise ValueError(f"the generator makes {shape} images but the test split holds {tuple(images.shape[1:])}")
+            raise ValueError(f"the generator makes {shape} images but the {split} split holds "
+                             f"{tuple(images.shape[1:])}")
         yield images.float()

@@ -1,5 +1,6 @@
 """The RGM-SR and naive RGM-SR chains: the reference's level stds (rgm.md §1.3–1.4), marginals against composed
-forward steps (closed-form mean and variance, block structure), endpoints, fidelity, refusals and configs."""
+forward steps (closed-form mean and variance, block structure), endpoints, fidelity (the level's likelihood, or the
+reference RGM-SR's 4^d times larger full-size sum), refusals and configs."""
 
 from __future__ import annotations
 
@@ -105,6 +106,30 @@ def test_fidelity_is_half_the_full_size_sum_of_std_scaled_residuals():
     torch.testing.assert_close(NaiveSRChain(3).fidelity_std, VPChain(3).sigma_bar)
 
 
+def level_nll(chain, x_k: torch.Tensor, x0_hat: torch.Tensor, k: int) -> torch.Tensor:
+    """½ Σ over the level's own H/2^d grid of ((Down^d x_k − ā_k Down^d x̂_0) / s_k)²: the Gaussian NLL of x_k."""
+    size = 2 ** int(chain.depth[k])
+    residual = F.avg_pool2d(x_k, size) - chain.abar[k] * F.avg_pool2d(x0_hat, size)
+    return 0.5 * (residual / chain.std[k]).pow(2).flatten(1).sum(dim=1)
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_fidelity_weighs_the_levels_likelihood_on_both_chains_and_the_reference_sr_term_4_to_the_d_times(name):
+    torch.manual_seed(2)
+    kind = {"sr": SRChain, "sr_naive": NaiveSRChain}[name]
+    default, likelihood = CHAINS[name](), kind(fidelity="likelihood")
+    x0, x0_hat = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
+    for k in range(1, default.steps + 1):
+        x_k = default.marginal(x0, levels(k, 3))
+        expected = level_nll(default, x_k, x0_hat, k)
+        torch.testing.assert_close(likelihood.fidelity(x_k, x0_hat, levels(k, 3)), expected, rtol=1e-5, atol=1e-4)
+        gain = 4.0 ** int(default.depth[k]) if name == "sr" else 1.0  # the reference RGM-SR's full-size sum
+        torch.testing.assert_close(default.fidelity(x_k, x0_hat, levels(k, 3)), gain * expected, rtol=1e-5, atol=1e-3)
+    assert default.fidelity_weighting == {"sr": "full_size", "sr_naive": "likelihood"}[name]
+    with pytest.raises(ValueError, match="chain.fidelity must be one of"):
+        kind(fidelity="mean")
+
+
 def test_refusals_and_configs():
     assert not SRChain.gaussian_markov and not NaiveSRChain.gaussian_markov and not hasattr(SRChain, "posterior")
     with pytest.raises(ValueError, match="divisible by 8"):
@@ -117,3 +142,5 @@ def test_refusals_and_configs():
     for name, kind in (("sr", SRChain), ("sr_naive", NaiveSRChain), ("vp", VPChain)):
         chain = instantiate(OmegaConf.load(CONF / f"{name}.yaml"))
         assert type(chain) is kind and chain.signature()["steps"] == {"sr": 7, "sr_naive": 3, "vp": 4}[name]
+    chain = instantiate(OmegaConf.merge(OmegaConf.load(CONF / "sr.yaml"), {"fidelity": "likelihood"}))
+    assert chain.fidelity_weighting == "likelihood" and "fidelity=likelihood" in repr(chain)

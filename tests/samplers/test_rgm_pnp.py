@@ -1,6 +1,7 @@
 """RGM-PnP (Alg. 4) and the pseudo-inverse: a tiny untrained 16 px RGM image checkpoint loaded by the safe loader runs
-on super-resolution and colorization, the Douglas–Rachford prox step moves towards the data, NFE = M·T′, the
-refusals, and `experiment=rgm_pnp_sr` through the real pipeline (mode=test) writes the table with both rows."""
+on super-resolution and colorization, the Douglas–Rachford prox step moves towards the data and equals the reference's
+at the same λ (its low-resolution operators built here), NFE = M·T′, the refusals, and `experiment=rgm_pnp_sr`
+through the real pipeline (mode=test) writes the table with both rows."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from toy_degradations import SmoothMask
 
+from dirac.chains import VPChain
 from dirac.checkpoints import save_checkpoint
 from dirac.degradations import BlockSuperResolution, Colorization
 from dirac.pipeline import model_config, run
@@ -60,6 +63,38 @@ def test_rgm_pnp_runs_from_a_saved_checkpoint_and_the_prox_step_moves_towards_th
     assert (operator.A(u) - target).norm() < 0.5 * (operator.A(v) - target).norm()
     pinv = PseudoInverse().run(y, degradation)
     assert torch.allclose(operator.A(pinv), y, atol=1e-5) and PseudoInverse().nfe == 0
+
+
+REFERENCE_OPERATORS = {  # rgm.md §7: the measurement at the low resolution
+    "sr x2": (BlockSuperResolution(3, 16, factor=2), lambda x: F.avg_pool2d(x, 2)),  # H Hᵀ = I/4
+    "sr x4": (BlockSuperResolution(3, 16, factor=4), lambda x: F.avg_pool2d(x, 4)),  # H Hᵀ = I/16
+    "colorization": (Colorization(3, 16), lambda x: x.mean(dim=1, keepdim=True)),  # singular value 1/√3
+}
+
+
+def reference_prox(H, v: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+    """argmin_x λ/2 ‖H x − y‖² + ½ ‖x − v‖² per image, by a dense float64 solve of (I + λ HᵀH) x = v + λ Hᵀ y."""
+    shape = v.shape[1:]
+    dense = torch.autograd.functional.jacobian(lambda x: H(x.view(1, *shape)).flatten(), torch.zeros(shape.numel()))
+    matrix = torch.eye(shape.numel(), dtype=torch.float64) + lam * dense.T.double() @ dense.double()
+    rhs = v.flatten(1).double() + lam * y.flatten(1).double() @ dense.double()
+    return torch.linalg.solve(matrix, rhs.T).T.view_as(v).float()
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_OPERATORS))
+@pytest.mark.parametrize("lam", [0.2, 5.0])
+def test_the_douglas_rachford_step_takes_the_references_data_prox_at_the_same_lambda(name, lam):
+    degradation, H = REFERENCE_OPERATORS[name]
+    restorer, alpha = RGMPnP(lam=lam, alpha=0.5), 0.5
+    x0, y = measured(degradation)
+    operator = degradation.operator(torch.ones(1))
+    torch.manual_seed(1)
+    x, restored = torch.randn_like(y), torch.randn_like(y)  # the iterate, and G's restoration (a stand-in)
+    step = restorer.split(x, lambda *_: restored, VPChain(4), operator, 2 * y - operator.A(torch.ones_like(y)), 1,
+                          torch.zeros(2, 4), [torch.Generator().manual_seed(i) for i in range(2)])
+    w = (1 - alpha) * x + alpha * restored
+    expected = x + reference_prox(H, 2 * w - x, H(2 * x0 - 1), lam) - w  # y_ref = H(2 x0 − 1) in the model's scale
+    torch.testing.assert_close(step, expected, atol=2e-5, rtol=0)
 
 
 def test_missing_or_wrong_priors_are_refused_with_the_experiment_that_trains_one(rgm_path):

@@ -1,13 +1,18 @@
 """The generation task on images: a 3-step RGM run with the tiny 16 px generator through the real pipeline writes the
-sample grid and the FID/patch-SWD table (FID skipped, saying so, without the Inception weights)."""
+sample grid and the FID/patch-SWD table (FID skipped, saying so, without the Inception weights); `fid_reference`
+selects the split whose statistics the FID uses (train by default, the paper's), the patch SWD staying on test
+images."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from torch import nn
 
 from dirac.pipeline import run
 from tests.framework.conftest import compose_config
@@ -56,3 +61,74 @@ def test_sample_scores_give_fid_with_features_and_the_patch_swd_of_the_kept_imag
     row = scores.compute()
     assert row["fid"] > 0 and scores.counts == {True: 6, False: 5}
     assert row["swd"] == pytest.approx(float(patch_swd(fake[:4], real[:4], patches_per_image=8)))
+
+
+class TwoSplits(L.LightningDataModule):
+    """Dark train images and bright test images, 16 px: the split the FID's real statistics come from shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.train = 0.3 * torch.rand(10, 3, 16, 16, generator=generator)
+        self.test = 0.7 + 0.3 * torch.rand(7, 3, 16, 16, generator=generator)
+
+    def train_dataloader(self) -> list[dict]:
+        return [{"image": images} for images in self.train.split(4)]
+
+    def test_dataloader(self) -> list[dict]:
+        return [{"image": images} for images in self.test.split(3)]
+
+
+class UniformSampler(nn.Module):
+    """A stand-in generative method: uniform 16 px images from the task's generator."""
+
+    sample_shape = (3, 16, 16)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))  # the task reads the device from the parameters
+
+    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.rand(count, *self.sample_shape, generator=generator)
+
+
+@pytest.mark.parametrize("reference", ["train", "test"])
+def test_fid_reference_selects_the_split_of_the_fid_statistics_and_the_swd_stays_on_test(reference, tmp_path,
+                                                                                         monkeypatch):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from dirac.metrics import patch_swd
+    from dirac.metrics.suite import to_uint8_rgb
+    from dirac.tasks import generation
+    from dirac.tasks.generation import GenerationTask
+    from tests.metrics.test_metrics_suite import TinyFeatures
+
+    torch.manual_seed(0)
+    features = TinyFeatures()  # Inception's stand-in: the weights do not exist here
+    monkeypatch.setattr(generation, "load_fid", lambda weights_dir: FrechetInceptionDistance(feature=features))
+    data, task = TwoSplits(), GenerationTask(num_samples=6, batch_size=4, grid_images=4, swd_images=4,
+                                             swd_patches_per_image=8, fid_reference=reference)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, accelerator="cpu", devices=1)
+    row = task.evaluate(UniformSampler(), trainer, data, tmp_path)["samples"]
+    samples = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(task.seed))
+    for real in (data.train, data.test):
+        fid = FrechetInceptionDistance(feature=features)
+        fid.update(to_uint8_rgb(real), real=True)
+        fid.update(to_uint8_rgb(samples), real=False)
+        if real is getattr(data, reference):
+            assert row["fid"] == pytest.approx(float(fid.compute()), rel=1e-6)
+        else:
+            assert row["fid"] != pytest.approx(float(fid.compute()), rel=1e-2)
+    assert row["swd"] == pytest.approx(float(patch_swd(samples[:4], data.test[:4], patches_per_image=8)))
+    count = {"train": 10, "test": 7}[reference]
+    table = (tmp_path / "results.md").read_text()
+    assert f"6 samples (seed 0) vs the statistics of {count} {reference} images" in table
+
+
+def test_fid_reference_defaults_to_the_papers_train_statistics_and_refuses_other_splits():
+    from dirac.tasks.generation import GenerationTask
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "task" / "generation.yaml"
+    assert GenerationTask().fid_reference == "train" and OmegaConf.load(conf).fid_reference == "train"
+    with pytest.raises(ValueError, match="task.fid_reference must be one of"):
+        GenerationTask(fid_reference="val")
