@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from dirac.compression import Chunking, Codec, CodecError, Ladder
-from dirac.compression.files import list_inputs, read_image, write_bytes
+from dirac.compression.files import check_outputs, read_image, scan_inputs, write_bytes
 from dirac.compression.model import load_codec_model
 from dirac.errors import reports_user_errors
 from dirac.reporting.files import csv_text, write_text
@@ -36,17 +36,21 @@ def compress(ckpt: str | Path, source: str | Path, output: str | Path, bpp: floa
              steps: int | None = None, ladder: Ladder | None = None, chunking: Chunking | None = None, seed: int = 0,
              device: str = "auto", progress: bool = True) -> CompressReport:
     """Encode every image under `source` into `output/<name>.drc` (SPEC §3 encoder) at `bpp` bits per pixel or
-    `steps` ladder steps (all by default), and write bpp.csv (8 x file bytes / pixels, every byte counted)."""
+    `steps` ladder steps (all by default), and write bpp.csv (8 x file bytes / pixels, every byte counted).
+    Symbolic links in the folder are skipped; two images with one output name (`a.png`, `a.jpg`) or an output that
+    would replace an input are refused before anything is written."""
     if bpp is not None and steps is not None:
         raise CodecError("give either bpp= or steps=, not both")
     source, target = Path(source).expanduser(), Path(output).expanduser()
-    base, files = list_inputs(source, target)
+    inputs = scan_inputs(source, target)
+    plan = {file: [target / file.relative_to(inputs.base).with_suffix(".drc")] for file in inputs.files}
+    check_outputs(plan, tables=[target / TABLE])
     model = load_codec_model(ckpt)
     codec = Codec(model.denoiser.to(select_device(device)), ladder, chunking, seed=seed, channels=model.channels,
                   image_size=model.image_size)
-    rows, skipped = [], {}
-    for file in tqdm(files, unit="image", disable=not progress):
-        name = file.relative_to(base).as_posix()
+    rows, skipped = [], inputs.skipped_links()
+    for file, (output,) in tqdm(plan.items(), unit="image", disable=not progress):
+        name = file.relative_to(inputs.base).as_posix()
         try:
             image = read_image(file)
             encoding = codec.encode(image, steps=steps, bpp=bpp)
@@ -54,7 +58,7 @@ def compress(ckpt: str | Path, source: str | Path, output: str | Path, bpp: floa
             log.warning("skipping %s: %s", name, error)
             skipped[name] = str(error)
             continue
-        write_bytes(target / Path(name).with_suffix(".drc"), encoding.data)
+        write_bytes(output, encoding.data)
         rows.append({"file": name, "bytes": len(encoding.data), "steps": len(encoding.kl_bits),
                      "bpp": f"{encoding.bits / (image.shape[1] * image.shape[2]):.6g}",
                      "sigma": f"{encoding.sigma:.6g}", "kl_bits": f"{sum(encoding.kl_bits):.6g}"})

@@ -15,10 +15,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from dirac.checkpoints import load_checkpoint, module_from_checkpoint
+from dirac.compression.files import check_outputs
 from dirac.config import register_resolvers
 from dirac.errors import reports_user_errors
 from dirac.methods.base import Method
-from dirac.data.source import list_images
+from dirac.data.source import IMAGE_SUFFIXES, scan_images
 from dirac.data.transforms import read_rgb, to_channels, to_float
 from dirac.metrics import data_consistency
 from dirac.reporting import save_png
@@ -48,25 +49,31 @@ def select_device(name: str) -> torch.device:
         raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:<index>") from error
 
 
-def list_measurements(source: Path, output: Path) -> tuple[Path, list[Path]]:
-    """The folder that output names are relative to, and the image files of `source`: one file, or a folder
-    searched recursively without `output` (files without an image suffix are named in a warning) (SPEC §4)."""
+def list_measurements(source: Path, output: Path) -> tuple[Path, list[Path], dict[str, str]]:
+    """The folder that output names are relative to, the image files of `source` (one file, or a folder searched
+    recursively without `output`) and the reason each other file there was skipped (no image suffix, a symbolic
+    link: never followed), each named in a warning (SPEC §4)."""
     if not source.exists():
         raise FileNotFoundError(f"input {source} does not exist: pass input=<folder of measurements or one image file>")
     base = source if source.is_dir() else source.parent
     if output.resolve() == base.resolve():
         raise ValueError(f"output {output} is the folder of the measurements; the restored images would replace them")
-    files = list_images([source], exclude=[output], verify=False) if source.is_dir() else [source]
-    return base, files
+    if not source.is_dir():
+        return base, [source], {}
+    files, skipped = scan_images([source], exclude=[output], verify=False)
+    reasons = {path.relative_to(base).as_posix(): reason for path, reason in sorted(skipped.items())}
+    for name, reason in reasons.items():
+        log.warning("skipping %s: %s", name, reason)
+    if not files:
+        raise FileNotFoundError(f"no image files under {source} (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return base, files, reasons
 
 
-def output_names(files: Sequence[Path], base: Path) -> list[Path]:
-    """Each file's path relative to `base` with a `.png` suffix, refusing two inputs that would share an output."""
+def output_names(files: Sequence[Path], base: Path, target: Path) -> list[Path]:
+    """Each file's path relative to `base` with a `.png` suffix, refusing two inputs that would share an output
+    (names compared case-insensitively) and an output in `target` that would replace an input."""
     names = [file.relative_to(base).with_suffix(".png") for file in files]
-    first: dict[Path, Path] = {}
-    for file, name in zip(files, names):
-        if first.setdefault(name, file) != file:
-            raise ValueError(f"{first[name]} and {file} would both be restored to {name}; rename one of them")
+    check_outputs({file: [target / name] for file, name in zip(files, names)}, tables=[target / TABLE])
     return names
 
 
@@ -105,18 +112,18 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
             batch_size: int = 8, device: str = "auto", seed: int = 0, progress: bool = True) -> RestoreReport:
     """Restore every measurement under `source` with one of the checkpoint's restorers (`preset`: do, po or a full
     name; SPEC §1.3); write the outputs as PNGs (same relative names) and data_consistency.csv
-    (||A_1(x0_hat) - y|| per file) into `output`."""
+    (||A_1(x0_hat) - y|| per file) into `output`. Symbolic links in the folder are skipped (in the report); clashing
+    output names, or an output that would replace an input, are refused before the checkpoint is read."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     source, target, ckpt = Path(source).expanduser(), Path(output).expanduser(), Path(ckpt).expanduser()
-    base, files = list_measurements(source, target)
-    names = output_names(files, base)
+    base, files, skipped = list_measurements(source, target)
+    names = output_names(files, base, target)
     method = load_method(ckpt, select_device(device))
     restorer = pick_restorer(method, preset)
     params = {} if stop_t is None else {"stop_t": stop_t}
     warn_uncalibrated(method, restorer, params)
     consistency: dict[str, float] = {}
-    skipped: dict[str, str] = {}
     degradation = method.degradation
     with tqdm(total=len(files), unit="image", disable=not progress) as bar:
         for start in range(0, len(files), batch_size):

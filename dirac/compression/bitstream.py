@@ -14,6 +14,7 @@ import numpy as np
 
 from dirac.compression.chunking import implied_level, zipf_exponent
 from dirac.compression.errors import CodecError
+from dirac.compression.ladder import as_float32
 
 MAGIC = b"DRC"
 FORMAT_VERSION = 1
@@ -22,6 +23,14 @@ FORMAT_VERSION = 1
 HEADER = struct.Struct("<3sBBHHIffHBBBBBIHI")
 PRNGS = ("cpu", "cuda")
 PIECE_BITS = 16  # raw bit fields are coded in uniform pieces of at most 16 bits
+# The limits every .drc file obeys (the encoder writes none outside them, the decoder refuses the others before any
+# allocation or denoiser call):
+MAX_LEVELS = 1024  # ladder levels, so at most 1024 steps and denoiser calls per file (the configs use 8 to 32)
+SIGMA_RANGE = (1e-4, 1e3)  # sigma_min and sigma_max in [0, 1] image units: x_s = x0 + s n stays finite in float32
+MAX_BLOCK_FLOATS = 2**26  # float32 values of one block of candidates of one chunk, block size x chunk dims (256 MiB)
+# Candidate values the decoder draws for one file, block size x dims per step (about 4 min on one CPU thread; the
+# default 32-level ladder at 1024 candidates needs 2^32.6 for a 256 px RGB image and 2^26.6 at 32 px).
+MAX_FILE_FLOATS = 2**34
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,48 @@ def unpack_file(data: bytes) -> tuple[Header, bytes]:
     if zlib.crc32(payload, zlib.crc32(data[: HEADER.size - 4])) != crc:
         raise CodecError("corrupt .drc file: checksum mismatch (truncated or altered bytes)")
     return Header(*fields), payload
+
+
+def check_ladder(sigma_max: float, sigma_min: float, levels: int) -> None:
+    """A CodecError unless the ladder is within the format's limits: 2..MAX_LEVELS levels and
+    SIGMA_RANGE[0] <= sigma_min < sigma_max <= SIGMA_RANGE[1] (finite; the limits as the float32 a header holds)."""
+    low, high = map(as_float32, SIGMA_RANGE)
+    if not (2 <= levels <= MAX_LEVELS and low <= sigma_min < sigma_max <= high):
+        raise CodecError(f"noise ladder sigma_max={sigma_max:.6g}, sigma_min={sigma_min:.6g}, levels={levels} is "
+                         f"outside the .drc limits: 2..{MAX_LEVELS} levels, "
+                         f"{low:g} <= sigma_min < sigma_max <= {high:g}")
+
+
+def check_header(header: Header) -> None:
+    """A CodecError unless the header's PRNG is known, 1 <= steps <= levels and its ladder is within `check_ladder`."""
+    if header.prng >= len(PRNGS) or not 1 <= header.steps <= header.levels:
+        raise CodecError(f"corrupt .drc header: prng {header.prng}, {header.steps} steps of {header.levels}")
+    check_ladder(header.sigma_max, header.sigma_min, header.levels)
+
+
+def block_floats(block_size: int, dims: int, chunks: int) -> int:
+    """The float32 values of one block of candidates of a step's largest chunk: block size x ceil(dims / chunks)."""
+    return block_size * -(-dims // chunks)
+
+
+def min_chunks(block_size: int, dims: int) -> int:
+    """The fewest chunks whose blocks of `block_size` candidates stay within MAX_BLOCK_FLOATS (the encoder's floor)."""
+    return -(-dims // (MAX_BLOCK_FLOATS // block_size))
+
+
+def check_blocks(steps: Sequence[StepSymbols], block_size: int, dims: int) -> None:
+    """A CodecError unless every step's candidate blocks stay within MAX_BLOCK_FLOATS (what a candidate allocates)
+    and the file's candidates within MAX_FILE_FLOATS (what decoding it costs)."""
+    if len(steps) * block_size * dims > MAX_FILE_FLOATS:
+        raise CodecError(f".drc file of {len(steps)} steps of {dims} dimensions in blocks of {block_size} candidates: "
+                         f"decoding would draw {len(steps) * block_size * dims} candidate values, above the limit "
+                         f"{MAX_FILE_FLOATS} (2^34)")
+    for step, symbols in enumerate(steps):
+        floats = block_floats(block_size, dims, symbols.chunks)
+        if floats > MAX_BLOCK_FLOATS:
+            raise CodecError(f"corrupt .drc payload at step {step}: {symbols.chunks} chunk(s) of {dims} dimensions in "
+                             f"blocks of {block_size} candidates need {floats} floats per block, above the limit "
+                             f"{MAX_BLOCK_FLOATS} (2^26)")
 
 
 @lru_cache(maxsize=64)
@@ -154,7 +205,8 @@ def encode_payload(steps: Sequence[StepSymbols], candidates: int, chunk_kl: int,
 def decode_payload(payload: bytes, steps: int, candidates: int, chunk_kl: int, dims: int) -> list[StepSymbols]:
     """The symbols of `steps` steps from a payload written by `encode_payload`. Every symbol costs at least its
     most likely value's bits, so a file claiming more symbols than its payload can hold is refused up front (a forged
-    file cannot make the decoder run long); implausible values raise a CodecError."""
+    file cannot make the decoder run long); implausible values raise a CodecError. Pure computation: no allocation
+    beyond the symbols, no model call (`check_blocks` then bounds what regenerating them allocates)."""
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     budget = 8 * len(payload) + 64  # what the payload can hold, in bits, plus the coder's final-word slack
     if words.size == 0 or steps > budget:

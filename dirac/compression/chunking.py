@@ -18,12 +18,16 @@ ZIPF_OFFSET = math.log(math.e + 1) / math.e  # e^-1 ln(e + 1) ~ 0.483, DiffC's Z
 @dataclass(frozen=True)
 class Chunking:
     """Chunk rule: n_k = max(1, ceil(KL_k / chunk_kl)), K = 2^min(chunk_kl + pad, max_log2) candidates per chunk,
-    scored in blocks of 2^block_log2 (SPEC §3: "chunks of a few bits of KL each")."""
+    scored in blocks of 2^block_log2 (SPEC §3: "chunks of a few bits of KL each"). `aim`: the encoder aims each
+    chunk's PFR so that its realised shift is 1 in expectation (`dirac.compression.pfr.aimed_select`), so x_s is
+    x0 + s n as the decoder assumes; the file does not record it (decoding is the same either way). Defaults from
+    experiments/rcc_operating_point.py (its table): chunk KL 8, pad 4, aimed."""
 
     chunk_kl: int = 8
-    pad: int = 2
+    pad: int = 4
     max_log2: int = 16
     block_log2: int = 12
+    aim: bool = True
 
     def __post_init__(self) -> None:
         """Refuse settings the file format cannot hold or the search cannot run."""

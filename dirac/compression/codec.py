@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dirac.compression.bitstream import PRNGS, Header, StepSymbols, decode_payload, encode_payload, pack_file, unpack_file
+from dirac.compression.bitstream import (PRNGS, Header, StepSymbols, check_blocks, check_header, check_ladder,
+                                         decode_payload, encode_payload, min_chunks, pack_file, unpack_file)
 from dirac.compression.chunking import Chunking, partition
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import Ladder
-from dirac.compression.pfr import candidate, pfr_select
+from dirac.compression.pfr import aim_gain, aimed_select, candidate, pfr_select
+from dirac.compression.precision import in_float32
 from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,13 @@ def model_fingerprint(model: nn.Module) -> int:
     return crc
 
 
+def finite(x: Tensor, what: str) -> Tensor:
+    """x, or a CodecError when a decoded value is NaN or infinite (a corrupt file or a model failing on it)."""
+    if not bool(x.isfinite().all()):
+        raise CodecError(f"the decoded {what} is not finite ({int((~x.isfinite()).sum())} NaN or infinite values)")
+    return x
+
+
 def step_kl_bits(mu: Tensor) -> float:
     """KL(q || p) = ||mu_q - mu_p||^2 / (2 v) = ||mu||^2 / 2 nats, in bits, for mu = (mu_q - mu_p) / sqrt(v) (SPEC §3)."""
     return 0.5 * float(mu.double().square().sum()) / LN2
@@ -43,8 +52,9 @@ def step_kl_bits(mu: Tensor) -> float:
 
 @dataclass(frozen=True)
 class Encoding:
-    """A .drc file and what the encoder knows: x_s as the decoder rebuilds it, s, per-step KL bits, chunk counts
-    and the realised shifts f of every chunk (SPEC §3 diagnostics)."""
+    """A .drc file and what the encoder knows: x_s as the decoder rebuilds it, s, per-step KL bits, chunk counts,
+    the realised shifts f of every chunk and the noise level x_s really carries, ||x_s - x0|| / sqrt(C H W) (SPEC §3
+    diagnostics; s itself when the PFR samples are exact)."""
 
     data: bytes
     x_s: Tensor
@@ -52,6 +62,7 @@ class Encoding:
     kl_bits: list[float]
     chunks: list[int]
     shifts: list[float]
+    realised_sigma: float = math.nan
 
     @property
     def bits(self) -> int:
@@ -73,12 +84,14 @@ class Codec:
             raise CodecError("prng=cuda needs a CUDA GPU")
         self.denoiser = denoiser.eval()
         self.ladder, self.chunking = ladder or Ladder(), chunking or Chunking()
+        check_ladder(self.ladder.sigma_max, self.ladder.sigma_min, self.ladder.levels)
         self.seed, self.prng = int(seed), prng
         self.channels, self.image_size, self.unit_range = channels, image_size, unit_range
         self.fingerprint = model_fingerprint(denoiser)
         self.device = next(iter(denoiser.state_dict().values()), torch.empty(0)).device
 
     # -- shared by encoder and decoder -------------------------------------------------------------------------
+    @in_float32
     def denoise(self, x: Tensor, sigma: float) -> Tensor:
         """D(x, sigma) of one `(C, H, W)` image, float32, with the model's failures as a CodecError."""
         try:
@@ -128,6 +141,7 @@ class Codec:
             raise CodecError(f"image values must lie in [0, 1], got [{float(x0.min()):.4g}, {float(x0.max()):.4g}]")
         return x0.detach().to(self.device, torch.float32)
 
+    @in_float32
     def encode(self, x0: Tensor, steps: int | None = None, bpp: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> Encoding:
         """Encode x0 `(C, H, W)` in [0, 1]: the first `steps` levels of the ladder (all by default), or as many as keep
@@ -158,42 +172,48 @@ class Codec:
             if progress is not None:
                 progress(step + 1, steps or levels)
         data = data if bpp is not None else self.pack(x0.shape, symbols)
-        return Encoding(data, x, sigmas[len(symbols) - 1], kls, [s.chunks for s in symbols], shifts)
+        realised = float((x - x0).double().square().mean().sqrt())
+        return Encoding(data, x, sigmas[len(symbols) - 1], kls, [s.chunks for s in symbols], shifts, realised)
 
     def code_step(self, step: int, mu: Tensor) -> tuple[StepSymbols, Tensor, list[float]]:
         """PFR for every chunk of one step's target mu = (mu_q - mu_p) / sqrt(v): the symbols, the chosen noise
         (flattened, what the decoder regenerates) and each chunk's realised shift f."""
         flat = mu.flatten().to(self.prng)
         kl = step_kl_bits(flat)
-        chunks = self.chunking.count(kl, flat.numel())
+        chunks = max(self.chunking.count(kl, flat.numel()), min_chunks(self.chunking.block_size, flat.numel()))
         groups = partition(self.seed, step, flat.numel(), chunks)
         noise, indices, shifts = torch.empty_like(flat), [], []
+        select, candidates = aimed_select if self.chunking.aim else pfr_select, self.chunking.candidates
         for chunk, group in enumerate(groups):
-            chosen = pfr_select(flat[group.to(flat.device)], self.seed, step, chunk, self.chunking.candidates,
-                                self.chunking.block_size)
+            chosen = select(flat[group.to(flat.device)], self.seed, step, chunk, candidates, self.chunking.block_size)
             noise[group.to(flat.device)] = chosen.sample
             indices.append(chosen.index)
             shifts.append(chosen.shift)
+        if self.chunking.aim and chunks == 1:  # the one chunk's Zipf level from the KL of the target PFR was aimed at
+            kl *= aim_gain(math.sqrt(2 * LN2 * kl), candidates) ** 2
         symbols = StepSymbols(chunks, self.chunking.level(kl, chunks), tuple(indices))
         return symbols, noise.to(self.device), shifts
 
     def pack(self, shape: tuple[int, ...], symbols: list[StepSymbols]) -> bytes:
-        """The .drc bytes of these steps' symbols for an image of `shape`."""
-        dims = math.prod(shape)
+        """The .drc bytes of these steps' symbols for an image of `shape`, within the limits the decoder checks."""
+        dims, header = math.prod(shape), self.header(tuple(shape), len(symbols))
+        check_header(header)
+        check_blocks(symbols, self.chunking.block_size, dims)
         payload = encode_payload(symbols, self.chunking.candidates, self.chunking.chunk_kl, dims)
-        return pack_file(self.header(tuple(shape), len(symbols)), payload)
+        return pack_file(header, payload)
 
     # -- decoder ----------------------------------------------------------------------------------------------
     def read(self, data: bytes) -> tuple[Codec, Header, list[StepSymbols]]:
         """A copy of this codec set to the file's ladder, chunking and seed, the header and the symbols of a .drc file
-        made with this codec's model, or a CodecError naming the problem."""
+        made with this codec's model, or a CodecError naming the problem. Every bound of the format (geometry, ladder,
+        sigma range, steps, symbols against the payload, candidate blocks) is checked here, before any candidate is
+        drawn or the denoiser is called."""
         header, payload = unpack_file(bytes(data))
         if header.fingerprint != self.fingerprint:
             raise CodecError(f"the file was made with another model (fingerprint {header.fingerprint:08x}, this "
                              f"model's is {self.fingerprint:08x})")
         self.check_geometry(header.channels, header.height, header.width)
-        if header.prng >= len(PRNGS) or not 1 <= header.steps <= header.levels:
-            raise CodecError(f"corrupt .drc header: prng {header.prng}, {header.steps} steps of {header.levels}")
+        check_header(header)
         if PRNGS[header.prng] == "cuda" and not torch.cuda.is_available():
             raise CodecError("the file's shared randomness was drawn on CUDA; decode it on a machine with a CUDA GPU")
         codec = copy.copy(self)
@@ -201,8 +221,10 @@ class Codec:
         codec.chunking = Chunking(header.chunk_kl, header.pad, header.max_log2, header.block_log2)
         codec.seed, codec.prng = header.seed, PRNGS[header.prng]
         symbols = decode_payload(payload, header.steps, codec.chunking.candidates, header.chunk_kl, header.dims)
+        check_blocks(symbols, codec.chunking.block_size, header.dims)
         return codec, header, symbols
 
+    @in_float32
     def decode_noisy(self, data: bytes, steps: int | None = None) -> tuple[Tensor, float]:
         """(x_s, s): the encoder's x_s rebuilt bit for bit by replaying the file's steps (the first `steps` of them:
         a coarser x at a larger s, progressive decoding) (SPEC §3)."""
@@ -216,7 +238,7 @@ class Codec:
         for step, step_symbols in enumerate(symbols[:steps]):
             mean, std = codec.prior(step, x, sigmas, like)
             x = mean + std * codec.regenerate(step, step_symbols, like.numel()).view_as(mean)
-        return x, sigmas[steps - 1]
+        return finite(x, "x_s"), sigmas[steps - 1]
 
     def regenerate(self, step: int, symbols: StepSymbols, dims: int) -> Tensor:
         """The step's noise vector rebuilt from its indices: candidate X_N of each chunk in the chunk's dims."""
@@ -233,10 +255,13 @@ class Codec:
         x_s, sigma = self.decode_noisy(data, steps)
         return self.reconstruct(x_s, sigma, rho, ode_steps, kappa, mmse)
 
+    @in_float32
     def reconstruct(self, x_s: Tensor, sigma: float, rho: float = 1.0, ode_steps: int = 32, kappa: float = 2.0,
                     mmse: bool = False) -> Tensor:
-        """x_hat from a decoded x_s at noise level sigma: PF-ODE at `rho`, or D(x_s, s) with `mmse` (SPEC §3)."""
+        """x_hat from a decoded x_s at noise level sigma: PF-ODE at `rho`, or D(x_s, s) with `mmse` (SPEC §3); in
+        float32 under any autocast, as `encode` and `decode_noisy`."""
         with torch.no_grad():
             if mmse:
-                return tweedie(self.denoiser, x_s[None], sigma)[0]
-            return score_scaled_pf_ode(self.denoiser, x_s[None], sigma, rho, ode_steps, kappa)[0]
+                return finite(tweedie(self.denoiser, x_s[None], sigma)[0], "MMSE image")
+            return finite(score_scaled_pf_ode(self.denoiser, x_s[None], sigma, rho, ode_steps, kappa)[0],
+                          f"rho={rho:g} image")

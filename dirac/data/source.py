@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -13,6 +14,7 @@ from torch.utils.data import Dataset
 from dirac.data.transforms import is_readable_image, read_rgb, square_resize
 
 SPLITS = ("train", "val", "test")
+LINK_SKIPPED = "a symbolic link, not followed"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 
@@ -73,33 +75,63 @@ def require_root(root: str | Path | None, dataset: str, layout: str, how: str) -
     return path
 
 
+def walk_files(directory: Path, exclude: Iterable[Path] = ()) -> tuple[list[Path], list[Path]]:
+    """The regular files under `directory` (recursive, sorted) and the symbolic links met on the way, files or
+    folders, which are never followed (a link could lead anywhere on the disk); hidden entries and the `exclude`d
+    folders (compared resolved) are left out of both."""
+    excluded = {Path(path).resolve() for path in exclude}
+    files, links = [], []
+    for root, folders, names in os.walk(directory):  # links to folders are listed in `folders`, never entered
+        here = Path(root)
+        folders[:] = [name for name in folders if not name.startswith(".") and (here / name).resolve() not in excluded]
+        links.extend(here / name for name in folders if (here / name).is_symlink())
+        for path in (here / name for name in names if not name.startswith(".")):
+            if path.is_symlink():
+                links.append(path)
+            elif path.is_file():
+                files.append(path)
+    return sorted(files), sorted(links)
+
+
+def scan_images(directories: Sequence[Path], exclude: Iterable[Path] = (),
+                verify: bool = True) -> tuple[list[Path], dict[Path, str]]:
+    """The usable image files under `directories` (recursive, sorted; hidden files, `exclude`d folders and symbolic
+    links left out, as in `walk_files`) and the reason each other file or link was skipped (SPEC §4)."""
+    exclude = list(exclude)
+    usable, skipped = [], {}
+    for directory in directories:
+        files, links = walk_files(directory, exclude)
+        skipped.update(dict.fromkeys(links, LINK_SKIPPED))
+        for path in files:
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped[path] = "not an image file (by its suffix)"
+            elif verify and not is_readable_image(path):
+                skipped[path] = "not a readable image"
+            else:
+                usable.append(path)
+    return sorted(usable), skipped
+
+
 def list_images(directories: Sequence[Path], exclude: Iterable[Path] = (), verify: bool = True) -> list[Path]:
     """Image files under `directories` (recursive, sorted), skipping unusable files with a warning (SPEC §4).
 
-    Hidden files and the `exclude`d subfolders are ignored; files without an image suffix are skipped, and
-    with `verify` so are files whose image header PIL cannot read. Raises FileNotFoundError when nothing
-    usable is left.
+    Hidden files, the `exclude`d subfolders and symbolic links (files or folders, named in a warning) are ignored;
+    files without an image suffix are skipped, and with `verify` so are files whose image header PIL cannot read.
+    Raises FileNotFoundError when nothing usable is left.
     """
-    excluded = [Path(path) for path in exclude]
-    candidates = sorted(
-        path
-        for directory in directories
-        for path in directory.rglob("*")
-        if path.is_file() and not _inside(path, excluded) and not _hidden(path, directory)
-    )
-    usable = [path for path in candidates if path.suffix.lower() in IMAGE_SUFFIXES and (not verify or is_readable_image(path))]
-    skipped = sorted(set(candidates) - set(usable))
-    if skipped:
-        listing = ", ".join(str(path) for path in skipped[:20]) + (f", ... ({len(skipped)} in all)" if len(skipped) > 20 else "")
-        warnings.warn(f"skipping {len(skipped)} non-image or unreadable file(s): {listing}", stacklevel=2)
+    usable, skipped = scan_images(directories, exclude, verify)
+    links = sorted(path for path, reason in skipped.items() if reason == LINK_SKIPPED)
+    others = sorted(path for path, reason in skipped.items() if reason != LINK_SKIPPED)
+    if links:
+        warnings.warn(f"skipping {len(links)} symbolic link(s), not followed: {listing(links)}", stacklevel=2)
+    if others:
+        warnings.warn(f"skipping {len(others)} non-image or unreadable file(s): {listing(others)}", stacklevel=2)
     if not usable:
-        raise FileNotFoundError(f"no readable image files under {', '.join(map(str, directories))} (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise FileNotFoundError(f"no readable image files under {', '.join(map(str, directories))} "
+                                f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
     return usable
 
 
-def _inside(path: Path, folders: Sequence[Path]) -> bool:
-    return any(folder in path.parents for folder in folders)
-
-
-def _hidden(path: Path, directory: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(directory).parts)
+def listing(paths: Sequence[Path]) -> str:
+    """The first 20 paths, comma-separated, and how many there are in all when more."""
+    return ", ".join(str(path) for path in paths[:20]) + (f", ... ({len(paths)} in all)" if len(paths) > 20 else "")

@@ -40,3 +40,23 @@ def tiny_edm(seed: int = 0):
     torch.manual_seed(seed)
     net = NCSNpp(3, 3, 16, model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(), dropout=0.0)
     return EDMDenoiser(net).eval()
+
+
+def forge_file(data: bytes, payload: bytes | None = None, **fields) -> bytes:
+    """A .drc file made from a real one with header `fields` (and the payload) replaced and its CRC-32 recomputed, as
+    an attacker or a buggy writer would make it."""
+    from dataclasses import replace
+
+    from dirac.compression import pack_file, unpack_file
+
+    header, original = unpack_file(data)
+    return pack_file(replace(header, **fields), original if payload is None else payload)
+
+
+def flat_payload(steps: int, candidates: int, chunk_kl: int, dims: int, chunks: int = 1) -> bytes:
+    """A payload of `steps` steps of `chunks` chunks, every index 0 (the cheapest symbols the format has)."""
+    from dirac.compression.bitstream import StepSymbols, encode_payload
+    from dirac.compression.chunking import implied_level
+
+    level = 0 if chunks == 1 else implied_level(chunks, chunk_kl)
+    return encode_payload([StepSymbols(chunks, level, (0,) * chunks)] * steps, candidates, chunk_kl, dims)

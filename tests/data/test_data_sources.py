@@ -121,6 +121,16 @@ def test_folder_skips_bad_files_and_converts_modes(user_root):
         assert names(source.dataset("train")) == names(test)
 
 
+def test_folder_skips_symbolic_links_and_names_them(user_root, tmp_path, make_image):
+    """A linked file and a linked folder inside the data root (pointing outside it) are never followed."""
+    make_image(tmp_path / "outside" / "secret.png")
+    (user_root / "linked.png").symlink_to(tmp_path / "outside" / "secret.png")
+    (user_root / "linked_folder").symlink_to(tmp_path / "outside", target_is_directory=True)
+    with pytest.warns(UserWarning, match=r"skipping 2 symbolic link\(s\), not followed: .*linked.png.*linked_folder"):
+        test = FolderSource(root=user_root, image_size=16).dataset("test")
+    assert names(test) == ["alpha.png", "sub/gray.png", "tall.jpg", "wide.png"]
+
+
 def test_folder_split_subfolders(tmp_path, make_image):
     make_image(tmp_path / "test" / "a.png")
     make_image(tmp_path / "loose.png")

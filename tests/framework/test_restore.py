@@ -200,12 +200,34 @@ def test_bad_checkpoints_fail_clearly_and_leave_earlier_outputs_unchanged(traine
 def test_missing_input_and_clashing_output_names_are_refused(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         restore(trained, tmp_path / "nowhere", tmp_path / "out")
-    with pytest.raises(ValueError, match="would both be restored"):
-        output_names([tmp_path / "a.png", tmp_path / "a.jpg"], tmp_path)
+    with pytest.raises(ValueError, match="a.png and .*a.jpg would both be written to .*a.png"):
+        output_names([tmp_path / "a.png", tmp_path / "a.jpg"], tmp_path, tmp_path / "out")
     (tmp_path / "in").mkdir()
     with pytest.raises(ValueError, match="replace"):
         restore(trained, tmp_path / "in", tmp_path / "in")
     assert not (tmp_path / "out").exists()
+
+
+def test_case_insensitive_clashes_are_refused_and_symbolic_links_skipped(trained, measurements, tmp_path, caplog):
+    """Cat.png and cat.png are one file on a case-insensitive file system: refused before anything is written. A
+    linked file or folder inside the input folder (here pointing outside it) is never followed, and is named."""
+    folder = measurements
+    (folder / "Cat.png").write_bytes((folder / "cat.png").read_bytes())
+    with pytest.raises(ValueError, match=r"Cat.png and .*cat.png would both be written to .*case-insensitively"):
+        restore(trained, folder, tmp_path / "clash", progress=False)
+    assert not (tmp_path / "clash").exists()
+    (folder / "Cat.png").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    save_png(torch.rand(3, SIZE, SIZE), elsewhere / "secret.png")
+    (folder / "linked.png").symlink_to(elsewhere / "secret.png")
+    (folder / "linked_folder").symlink_to(elsewhere, target_is_directory=True)
+    output = tmp_path / "restored"
+    report = restore(trained, folder, output, progress=False)
+    assert report.skipped == {"linked.png": "a symbolic link, not followed",
+                              "linked_folder": "a symbolic link, not followed"}
+    assert "linked.png" in caplog.text and "linked_folder" in caplog.text
+    assert sorted(report.consistency) == ["cat.png", "coffee_gray.png", "sub/cat_2.png"]
+    assert sorted(path.relative_to(output).as_posix() for path in output.rglob("*.png")) == sorted(report.consistency)
 
 
 def test_measurements_are_converted_to_the_model_channels_without_resizing(tmp_path):
