@@ -332,7 +332,7 @@ JUNK = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(junk=JUNK, place=st.integers(min_value=0, max_value=10_000), mode=st.sampled_from(["replace", "add"]))
 def test_a_fuzzed_stored_config_gives_a_checkpoint_error_or_a_module_and_no_side_effect(dirac_ckpt, tmp_path, junk,
