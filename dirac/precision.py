@@ -1,14 +1,18 @@
-"""Mixed precision for the network only: operators, schedules and sampler arithmetic stay in float32 (issue 15, 5a)."""
+"""Mixed precision for the network only: operators, schedules and sampler arithmetic stay in float32 (issue 15, 5a);
+the codec entirely in float32, so files written under a trainer's bf16-mixed decode bit for bit (issue 34 item 2)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 Network = Callable[..., Tensor]
+F = TypeVar("F", bound=Callable)
 
 
 @contextmanager
@@ -31,3 +35,23 @@ def autocast_network_only(device_type: str) -> Iterator[Callable[[Network], Netw
 
     with torch.autocast(device_type, enabled=False):
         yield under_outer_autocast
+
+
+@contextmanager
+def autocast_off() -> Iterator[None]:
+    """Autocast disabled on the CPU and, when present, on CUDA, inside the block."""
+    with ExitStack() as stack:
+        for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
+            stack.enter_context(torch.autocast(device, enabled=False))
+        yield
+
+
+def in_float32(function: F) -> F:
+    """`function` run under `autocast_off` (model calls and PFR scoring in float32)."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with autocast_off():
+            return function(*args, **kwargs)
+
+    return run  # type: ignore[return-value]

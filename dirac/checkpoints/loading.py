@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from dirac.checkpoints.archive import check_archive
-from dirac.checkpoints.stored import MAX_DEPTH, PATH_KEYS, TABULATED, TARGET, build, check_stored
+from dirac.checkpoints.stored import TABULATED, TARGET, build, check_stored, replace_paths
 from dirac.errors import CheckpointError
 from dirac.reporting.files import atomic_path
 
@@ -142,20 +142,7 @@ def inline_schedules(config: dict, signature: dict) -> dict:
     if type(knots) is not dict or knots.get("kind") != "tabulated":
         return config
     table = {TARGET: TABULATED, "t_knots": knots.get("t"), "c_knots": knots.get("c")}
-    return _with_paths_replaced(config, table)
-
-
-def _with_paths_replaced(value, table: dict, depth: int = 0):
-    """A copy of `value` with every string under a PATH_KEYS key replaced by `table`, down to MAX_DEPTH (deeper
-    nesting is left as it is, for `check_stored` to refuse)."""
-    if depth > MAX_DEPTH:
-        return value
-    if type(value) is dict:
-        return {key: dict(table) if key in PATH_KEYS and type(item) is str
-                else _with_paths_replaced(item, table, depth + 1) for key, item in value.items()}
-    if type(value) is list:
-        return [_with_paths_replaced(item, table, depth + 1) for item in value]
-    return value
+    return replace_paths(config, lambda path: dict(table))
 
 
 def module_from_checkpoint(checkpoint: dict, family: str | None = None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dirac.errors import CheckpointError
 
@@ -78,7 +78,7 @@ def _allowed_targets(where: str, built: str | None) -> frozenset[str]:
 def _walk(config: object) -> Iterator[tuple[str, object, int]]:
     """(place, node, depth) of every node, depth first without recursion, refusing more than MAX_NODES nodes."""
     stack = [("config", config, 0)]
-    for count in range(MAX_NODES + 1):
+    for _ in range(MAX_NODES + 1):
         if not stack:
             return
         where, node, depth = stack.pop()
@@ -158,12 +158,20 @@ def buildable(target: str, where: str) -> type:
 def with_schedule_contents(config: object) -> object:
     """A run's resolved config as a checkpoint stores it: every schedule file path replaced by the file's knots (a
     TabulatedSeverity node), so loading the checkpoint reads no file."""
+    return replace_paths(config, _schedule_node)
+
+
+def replace_paths(config: object, replacement: Callable[[str], dict], depth: int = 0) -> object:
+    """A copy of a config with every string under a PATH_KEYS key replaced by `replacement(path)`, down to MAX_DEPTH
+    (deeper nesting is left as it is, for `check_stored` to refuse)."""
+    if depth > MAX_DEPTH:
+        return config
     if type(config) is list:
-        return [with_schedule_contents(value) for value in config]
+        return [replace_paths(value, replacement, depth + 1) for value in config]
     if type(config) is not dict:
         return config
-    return {key: _schedule_node(value) if key in PATH_KEYS and isinstance(value, str) else with_schedule_contents(value)
-            for key, value in config.items()}
+    return {key: replacement(value) if key in PATH_KEYS and type(value) is str
+            else replace_paths(value, replacement, depth + 1) for key, value in config.items()}
 
 
 def _schedule_node(path: str) -> dict:

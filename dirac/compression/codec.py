@@ -20,7 +20,7 @@ from dirac.compression.chunking import Chunking, partition
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import Ladder
 from dirac.compression.pfr import aim_gain, aimed_select, candidate, pfr_select
-from dirac.compression.precision import in_float32
+from dirac.precision import in_float32
 from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
 log = logging.getLogger(__name__)

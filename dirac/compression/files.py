@@ -68,12 +68,6 @@ def scan_inputs(source: Path, output: Path, suffixes: Sequence[str] | None = Non
     return Inputs(source, files, links)
 
 
-def list_inputs(source: Path, output: Path, suffixes: Sequence[str] | None = None) -> tuple[Path, list[Path]]:
-    """The folder output names are relative to, and the input files of `scan_inputs`."""
-    inputs = scan_inputs(source, output, suffixes)
-    return inputs.base, inputs.files
-
-
 def check_outputs(plan: Mapping[Path, Sequence[Path]], tables: Sequence[Path] = ()) -> None:
     """Refuse, before anything is written, two inputs of `plan` (input -> its output paths) whose outputs share a name
     and any output (or report table) that is an input file; paths are compared resolved and case-insensitively, as

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dirac.compression.precision import in_float32
+from dirac.precision import in_float32
 
 ARRIVALS = -1  # the chunk-level tag of the encoder-private arrival times
 PARTITION = -2  # the chunk-level tag of a step's partition of the dimensions

@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from dirac.compression import Chunking, Codec, Ladder, unpack_file
 from dirac.compression.bitstream import HEADER
-from dirac.compression.files import list_inputs, read_image, write_bytes
-from dirac.compression.precision import autocast_off
+from dirac.compression.files import read_image, scan_inputs, write_bytes
+from dirac.precision import autocast_off
 from dirac.methods.base import Method
 from dirac.metrics import MetricSuite, PerImageMeans, clip01
 from dirac.reporting import save_grid, write_results
@@ -86,7 +86,8 @@ class FolderImages(Dataset):
     """Every image under a folder at its own size and channels (never resized), as `{"image", "name"}` items."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.root, self.files = list_inputs(Path(folder), Path(folder) / ".dirac-none", IMAGE_SUFFIXES)
+        inputs = scan_inputs(Path(folder), Path(folder) / ".dirac-none", IMAGE_SUFFIXES)
+        self.root, self.files = inputs.base, inputs.files
 
     def __len__(self) -> int:
         return len(self.files)
