@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from dirac.checkpoints.archive import check_archive
-from dirac.checkpoints.stored import TABULATED, TARGET, build, check_stored, replace_paths
+from dirac.checkpoints.stored import MAX_DEPTH, TABULATED, TARGET, build, check_stored, replace_paths
 from dirac.errors import CheckpointError
 from dirac.reporting.files import atomic_path
 
@@ -124,13 +124,16 @@ def upgrade_v1(stored: dict) -> dict:
             "signature": stored["signature"], "calibration": calibration}
 
 
-def _renamed(value):
-    """A copy of a stored config with the format-1 module paths replaced by today's."""
+def _renamed(value, depth: int = 0):
+    """A copy of a stored config with the format-1 module paths replaced by today's, down to MAX_DEPTH (deeper
+    nesting is left as it is, for `check_stored` to refuse)."""
+    if depth > MAX_DEPTH:
+        return value
     if type(value) is dict:
-        return {key: V1_TARGETS.get(item, item) if key == TARGET and type(item) is str else _renamed(item)
+        return {key: V1_TARGETS.get(item, item) if key == TARGET and type(item) is str else _renamed(item, depth + 1)
                 for key, item in value.items()}
     if type(value) is list:
-        return [_renamed(item) for item in value]
+        return [_renamed(item, depth + 1) for item in value]
     return value
 
 

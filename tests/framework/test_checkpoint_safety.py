@@ -175,6 +175,15 @@ def test_a_200000_deep_nesting_is_refused_without_recursion(dirac_ckpt, tmp_path
         load_checkpoint(deep)
 
 
+def test_a_deep_format_1_config_is_refused_by_the_upgrade_without_recursion(dirac_ckpt):
+    deep: list = []
+    for _ in range(200_000):
+        deep = [deep]
+    metadata = {"config": {"model": {"net": deep}}, "stops": {}, "signature": {}}
+    with pytest.raises(CheckpointError, match="deeper than"):
+        module_from_checkpoint({"state_dict": dirac_ckpt[1]["state_dict"], "dirac": metadata})
+
+
 def test_a_deflate_bomb_is_refused_before_torch_load(dirac_ckpt, tmp_path, monkeypatch):
     bomb = rewritten(dirac_ckpt[0], tmp_path / "bomb.ckpt", add={"data/999": bytes(64 << 20)}, deflate=True)
     assert bomb.stat().st_size < dirac_ckpt[0].stat().st_size + (1 << 20)  # 64 MiB in under 1 MiB more
