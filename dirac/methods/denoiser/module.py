@@ -31,10 +31,12 @@ class DenoiserModule(Method):
 
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], sigma_data: float = 0.5,
                  p_mean: float = -1.2, p_std: float = 1.2, val_seed: int = 0, image_size: int | None = None,
-                 channels: int | None = None) -> None:
+                 channels: int | None = None,
+                 scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
         super().__init__()
         self.denoiser = EDMDenoiser(net, sigma_data, p_mean, p_std)
         self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.val_seed = int(val_seed)
         self.image_size = int(image_size if image_size is not None else _attribute(net, "image_size"))
         self.channels = int(channels if channels is not None else _attribute(net, "in_channels"))
@@ -73,8 +75,9 @@ class DenoiserModule(Method):
         self.log("val/loss", self.edm_loss(x0, sigma, noise).mean(), prog_bar=True, sync_dist=True,
                  batch_size=x0.shape[0])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """The configured optimiser (Adam by default) on the denoiser's parameters."""
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        """The configured optimiser (Adam by default) on the denoiser's parameters, with its per-step learning-rate
+        schedule when `scheduler` is set (e.g. the one-cycle schedule of `denoiser_embedded_long`)."""
         return self.optimization(self.denoiser.parameters())
 
     def signature(self) -> dict:

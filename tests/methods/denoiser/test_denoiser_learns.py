@@ -109,3 +109,21 @@ def test_signature_names_geometry_range_and_preconditioning():
     assert signature["data"] == {"image_size": 16, "channels": 3, "range": [0.0, 1.0]}
     assert signature["denoiser"]["preconditioning"] == "edm" and signature["denoiser"]["sigma_data"] == 0.5
     assert DenoiserModule.family == "denoiser"
+
+
+def test_a_learning_rate_schedule_is_stepped_every_training_step():
+    """`scheduler` (e.g. denoiser_embedded_long's one-cycle) is stepped per optimiser step: after 5 steps of a
+    10-step one-cycle the rate is at OneCycleLR's own value for step 5, not the initial max_lr / div_factor."""
+    L.seed_everything(0)
+    net = NCSNpp(3, 3, 16, model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(), dropout=0.0)
+    one_cycle = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3, total_steps=10)
+    module = DenoiserModule(net, partial(torch.optim.Adam, lr=1e-3), scheduler=one_cycle)
+    data = ImageDataModule(partial(EmbeddedSource, downscale=4.0), image_size=16, batch_size=4, seed=0)
+    trainer(max_steps=5, limit_val_batches=0).fit(module, datamodule=data)
+    expected = torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adam([torch.zeros(1)], lr=1e-3), max_lr=1e-3,
+                                                   total_steps=10)
+    for _ in range(5):
+        expected.optimizer.step()
+        expected.step()
+    assert module.optimizers().param_groups[0]["lr"] == pytest.approx(expected.get_last_lr()[0])
+    assert expected.get_last_lr()[0] > 1e-3 / 25 * 1.5
