@@ -47,7 +47,7 @@ def compress(ckpt: str | Path, source: str | Path, output: str | Path, bpp: floa
     check_outputs(plan, tables=[target / TABLE])
     model = load_codec_model(ckpt)
     codec = Codec(model.denoiser.to(select_device(device)), ladder, chunking, seed=seed, channels=model.channels,
-                  image_size=model.image_size)
+                  size_multiple=model.size_multiple)
     rows, skipped = [], inputs.skipped_links()
     for file, (output,) in tqdm(plan.items(), unit="image", disable=not progress):
         name = file.relative_to(inputs.base).as_posix()

@@ -54,7 +54,7 @@ def decompress(ckpt: str | Path, source: str | Path, output: str | Path, rho: Se
     plan = {file: output_paths(target / file.relative_to(inputs.base), tags) for file in inputs.files}
     check_outputs(plan)
     model = load_codec_model(ckpt)
-    codec = Codec(model.denoiser.to(select_device(device)), channels=model.channels, image_size=model.image_size)
+    codec = Codec(model.denoiser.to(select_device(device)), channels=model.channels, size_multiple=model.size_multiple)
     written, skipped = {}, inputs.skipped_links()
     for file, outputs in tqdm(plan.items(), unit="file", disable=not progress):
         name = file.relative_to(inputs.base).as_posix()

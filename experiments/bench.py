@@ -332,8 +332,10 @@ def step_split_lines(device: torch.device, size: int, batch: int, repeats: int) 
 
 
 def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
-    """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, and the PFR search's
-    candidates scored per second vs the bare randn + matvec of the same candidates in the same run."""
+    """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, for the .drc format written
+    now (2: every chunk of a step scored by one generation per block of rows) and format 1 (one search per chunk) on
+    the same image, and the PFR search's candidates scored per second vs the bare randn + matvec of the same
+    candidates in the same run."""
     from dirac.compression import Chunking, Codec, Ladder, pfr_select
     from dirac.denoisers import EDMDenoiser
     from dirac.samplers.pf_ode import score_scaled_pf_ode
@@ -341,27 +343,37 @@ def compression_lines(device: torch.device, size: int, repeats: int) -> list[Lin
     torch.manual_seed(0)
     denoiser = EDMDenoiser(NCSNpp(3, 3, size, **TINY)).to(device).eval()
     prng = "cuda" if device.type == "cuda" else "cpu"
-    ladder, chunking, ode_steps = Ladder(2.0, 0.05, 8), Chunking(8, 2), 8
-    codec = Codec(denoiser, ladder, chunking, seed=0, prng=prng)
+    ladder, ode_steps = Ladder(2.0, 0.05, 8), 8
     x0 = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    encoding = codec.encode(x0)
     x = x0[None]
 
     def network_calls(count: int) -> Callable[[], object]:
         return lambda: [denoiser(x, x.new_full((1,), 0.5)) for _ in range(count)]
 
+    lines = []
     with torch.no_grad():
-        encode = timed(lambda: codec.encode(x0), device, repeats, warmup=1)
-        encode_net = timed(network_calls(ladder.levels - 1), device, repeats, warmup=1)
-        decode = timed(lambda: score_scaled_pf_ode(denoiser, codec.decode_noisy(encoding.data)[0][None],
-                                                   encoding.sigma, 1.0, ode_steps), device, repeats, warmup=1)
-        decode_net = timed(network_calls(ladder.levels - 1 + 2 * ode_steps - 1), device, repeats, warmup=1)
-    setting = f"tiny NCSN++, 3x{size}x{size}, {ladder.levels} steps, {8 * len(encoding.data) / size**2:.2f} bpp, {device}"
-    lines = [Line("RCC encode (seconds / image)", setting, encode, f"its {ladder.levels - 1} denoiser calls", encode_net),
-             Line("RCC decode, PF-ODE (seconds / image)", f"{setting}, {ode_steps} Heun steps", decode,
-                  "its denoiser calls", decode_net)]
+        for chunking, version in itertools.product((Chunking(8, 2), Chunking(8, 4)), (1, 2)):
+            codec = Codec(denoiser, ladder, chunking, seed=0, prng=prng, version=version)
+            encoding = codec.encode(x0)
+            # each baseline timed just before its line, so a busy machine slows both alike
+            encode_net = timed(network_calls(ladder.levels - 1), device, repeats, warmup=1)
+            encode = timed(lambda: codec.encode(x0), device, repeats, warmup=1)
+            decode_net = timed(network_calls(ladder.levels - 1 + 2 * ode_steps - 1), device, repeats, warmup=1)
+            decode = timed(lambda: score_scaled_pf_ode(denoiser, codec.decode_noisy(encoding.data)[0][None],
+                                                       encoding.sigma, 1.0, ode_steps), device, repeats, warmup=1)
+            setting = (f"tiny NCSN++, 3x{size}x{size}, {ladder.levels} steps, K=2^{chunking.chunk_kl + chunking.pad}, "
+                       f"format {version}, {8 * len(encoding.data) / size**2:.3f} bpp, {device}")
+            lines += [Line("RCC encode (seconds / image)", setting, encode, f"its {ladder.levels - 1} denoiser calls",
+                           encode_net),
+                      Line("RCC decode, PF-ODE (seconds / image)", f"{setting}, {ode_steps} Heun steps", decode,
+                           "its denoiser calls", decode_net)]
+            if version == 2:  # the floor: every step draws K x dims candidates whatever the search does with them
+                draws = timed(lambda: [torch.randn(x0.numel(), chunking.candidates, device=prng)
+                                       for _ in range(ladder.levels)], torch.device(prng), repeats, warmup=1)
+                lines.append(Line("RCC encode (seconds / image)", setting, encode,
+                                  "its denoiser calls + bare randn of its candidates", encode_net + draws))
     for log2, dims in ((10, 256), (16, 64)):  # one block; 16 blocks of 4096
-        count, block = 2**log2, min(2**chunking.block_log2, 2**log2)
+        count, block = 2**log2, min(2**Chunking.block_log2, 2**log2)
         mu = torch.randn(dims, generator=torch.Generator().manual_seed(1)).to(prng)
         search = timed(lambda: pfr_select(mu, 0, 0, 0, count, block), torch.device(prng), repeats)
 

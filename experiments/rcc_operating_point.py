@@ -8,6 +8,7 @@ from the residual's noise level instead of the ladder's), the rho = 1 PF-ODE's M
 bits an ideal code needs for that MSE; the single figure of merit) and the encode seconds per image on this CPU.
 
 Run: PYTHONPATH=. .venv/bin/python experiments/rcc_operating_point.py [--settings 8,2 8,4 ...] [--seeds 0 1]
+[--formats 1 2] (the table below: format 1, the file with its 38-byte header; "bits" is the file size per image)
 
 Measured (the defaults: 3x32x32, ladder 1 -> 0.05 in 24 levels, seeds 0 and 1, one thread of this 2-core CPU; columns
 in the order above, "gauss" N(0.5, 0.02 I), "heavy" the log-normal variances):
@@ -42,14 +43,14 @@ extra noise.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
 
 import numpy as np
 import torch
 
-from dirac.compression import Chunking, Codec, Ladder
-from dirac.compression.bitstream import HEADER
+from dirac.compression import Chunking, Codec, Ladder, header_bytes
 from dirac.compression.gaussian_theory import (MEAN, gaussian_source, ladder_kl_bits, mmse, mutual_information_bits,
                                                pf_ode_mse, rate_for_distortion)
 from dirac.denoisers import GaussianDenoiser
@@ -58,10 +59,12 @@ COLUMNS = ("file/I", "payload/I", "KL/I", "KL/I exact", "resid/s2", "f", "MSE/MM
            "file/R(MSE)", "encode s")
 
 
-def measure(kind: str, chunking: Chunking, ladder: Ladder, shape: tuple[int, ...], seed: int) -> dict[str, float]:
-    """One encoding of one source sample: every column of the table."""
+def measure(kind: str, chunking: Chunking, ladder: Ladder, shape: tuple[int, ...], seed: int,
+            version: int) -> dict[str, float]:
+    """One encoding of one source sample in .drc format `version`: every column of the table."""
     variance, x0 = gaussian_source(kind, shape, seed)
-    codec = Codec(GaussianDenoiser(torch.full(shape, MEAN), variance), ladder, chunking, unit_range=False)
+    codec = Codec(GaussianDenoiser(torch.full(shape, MEAN), variance), ladder, chunking, unit_range=False,
+                  version=version)
     start = time.perf_counter()
     encoding = codec.encode(x0)
     seconds = time.perf_counter() - start
@@ -71,13 +74,14 @@ def measure(kind: str, chunking: Chunking, ladder: Ladder, shape: tuple[int, ...
     at_residual = float((codec.reconstruct(encoding.x_s, encoding.realised_sigma, mmse=True) - x0).double().square()
                         .mean())
     perceptual = float((codec.reconstruct(encoding.x_s, s, rho=1.0, ode_steps=64) - x0).double().square().mean())
-    return {"file/I": encoding.bits / information, "payload/I": (encoding.bits - 8 * HEADER.size) / information,
+    payload = encoding.bits - 8 * header_bytes(encoding.data)
+    return {"file/I": encoding.bits / information, "payload/I": payload / information,
             "KL/I": sum(encoding.kl_bits) / information,
             "KL/I exact": ladder_kl_bits(v, ladder.sigmas()) / information,
             "resid/s2": (encoding.realised_sigma / s) ** 2, "f": float(np.mean(encoding.shifts)),
             "MSE/MMSE": error / mmse(v, s), "at resid": at_residual / mmse(v, s),
             "rho1/theory": perceptual / pf_ode_mse(v, s, 1.0),
-            "file/R(MSE)": encoding.bits / rate_for_distortion(v, error), "encode s": seconds}
+            "file/R(MSE)": encoding.bits / rate_for_distortion(v, error), "encode s": seconds, "bits": encoding.bits}
 
 
 def main() -> None:
@@ -89,23 +93,23 @@ def main() -> None:
     parser.add_argument("--shape", nargs=3, type=int, default=[3, 32, 32])
     parser.add_argument("--levels", type=int, default=24)
     parser.add_argument("--sigma-min", type=float, default=0.05)
+    parser.add_argument("--formats", nargs="+", type=int, default=[2], choices=[1, 2], help=".drc formats written")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ladder = Ladder(1.0, args.sigma_min, args.levels)
     print(f"{'x'.join(map(str, args.shape))}, ladder 1 -> {args.sigma_min:g} in {args.levels} levels, "
           f"seeds {args.seeds}\n")
-    print("| source | chunk KL | pad | log2 K | aim | " + " | ".join(COLUMNS) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(COLUMNS))
-    for kind in args.sources:
-        for setting in args.settings:
-            chunk_kl, pad = map(int, setting.split(","))
-            for aim in (False, True):
-                chunking = Chunking(chunk_kl, pad, max_log2=20, aim=aim)
-                rows = [measure(kind, chunking, ladder, tuple(args.shape), seed) for seed in args.seeds]
-                means = {key: float(np.mean([row[key] for row in rows])) for key in COLUMNS}
-                cells = [f"{means[key]:.1f}" if key == "encode s" else f"{means[key]:.3f}" for key in COLUMNS]
-                print(f"| {kind} | {chunk_kl} | {pad} | {int(math.log2(chunking.candidates))} | "
-                      f"{'yes' if aim else 'no'} | " + " | ".join(cells) + " |", flush=True)
+    print("| source | format | chunk KL | pad | log2 K | aim | bits | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(COLUMNS))
+    for kind, setting, version in itertools.product(args.sources, args.settings, args.formats):
+        chunk_kl, pad = map(int, setting.split(","))
+        for aim in (False, True):
+            chunking = Chunking(chunk_kl, pad, max_log2=20, aim=aim)
+            rows = [measure(kind, chunking, ladder, tuple(args.shape), seed, version) for seed in args.seeds]
+            means = {key: float(np.mean([row[key] for row in rows])) for key in (*COLUMNS, "bits")}
+            cells = [f"{means[key]:.1f}" if key == "encode s" else f"{means[key]:.3f}" for key in COLUMNS]
+            print(f"| {kind} | {version} | {chunk_kl} | {pad} | {int(math.log2(chunking.candidates))} | "
+                  f"{'yes' if aim else 'no'} | {means['bits']:.0f} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

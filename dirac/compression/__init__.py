@@ -1,7 +1,8 @@
 """RCC compression (SPEC §3): reverse channel coding by PFR with shared randomness, chunks of bounded KL, the .drc
 bitstream (header + range-coded payload) and the progressive codec with the score-scaled PF-ODE decoder."""
 
-from dirac.compression.bitstream import FORMAT_VERSION, Header, StepSymbols, pack_file, unpack_file
+from dirac.compression.bitstream import (FORMAT_VERSION, Header, StepSymbols, header_bytes, pack_file, read_header,
+                                         unpack_file)
 from dirac.compression.chunking import Chunking, partition, zipf_exponent
 from dirac.compression.codec import Codec, Encoding, model_fingerprint, step_kl_bits
 from dirac.compression.errors import CodecError
@@ -20,9 +21,11 @@ __all__ = [
     "StepSymbols",
     "candidate",
     "candidate_block",
+    "header_bytes",
     "model_fingerprint",
     "pack_file",
     "partition",
+    "read_header",
     "pfr_select",
     "stable_seed",
     "step_kl_bits",

@@ -1,12 +1,13 @@
-"""The .drc file (SPEC §3 "the bitstream is real"): a little-endian header and one range-coded payload
-(`constriction`) holding, per step, the chunk count, the chunk KL level and the PFR indices (truncated Zipf)."""
+"""The .drc file (SPEC §3 "the bitstream is real"): a header and one range-coded payload (`constriction`) holding,
+per step, the chunk count, the chunk KL level and the PFR indices (truncated Zipf). Format 2 (written from now on)
+packs the header into 19 bytes for a 32 px RGB image (see FORMAT_2); format 1 (38 bytes, HEADER) is still read."""
 
 from __future__ import annotations
 
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from functools import lru_cache
 
 import constriction
@@ -15,12 +16,24 @@ import numpy as np
 from dirac.compression.chunking import implied_level, zipf_exponent
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import as_float32
+from dirac.compression.pfr import step_block_size
 
 MAGIC = b"DRC"
-FORMAT_VERSION = 1
-# magic, version, C, H, W, fingerprint, sigma_max, sigma_min, levels, chunk_kl, pad, max_log2, block_log2, prng,
-# seed, steps sent, CRC-32 of everything before it plus the payload
+FORMAT_VERSION = 2  # what the encoder writes; 1 and 2 are read
+# Format 1: magic, version, C, H, W, fingerprint, sigma_max, sigma_min, levels, chunk_kl, pad, max_log2, block_log2,
+# prng, seed, steps sent, CRC-32 of everything before it plus the payload
 HEADER = struct.Struct("<3sBBHHIffHBBBBBIHI")
+# Format 2, in order: 1 byte MAGIC_2; a little-endian 40-bit word of the small fields, (name, bits, stored as value
+# minus offset) from bit 0; the varints (LEB128) channels, height, width unless square, seed; sigma_max and sigma_min
+# as float16; the low 16 bits of the model fingerprint; the CRC-32 of the full 32-bit fingerprint (little-endian),
+# the header before the CRC and the payload. A format-2 block of candidates follows from the image (no block_log2).
+MAGIC_2 = 0xD2  # "D", format 2; a format-1 file begins with "DRC\x01"
+FORMAT_2 = (("prng", 1, 0), ("square", 1, 0), ("chunk_kl", 5, 0), ("pad", 4, 0), ("max_log2", 5, 0),
+            ("levels", 10, 1), ("steps", 10, 1), ("reserved", 4, 0))
+WORD_BYTES = 5
+FLOAT16 = struct.Struct("<ee")
+TAG = struct.Struct("<H")
+CRC = struct.Struct("<I")
 PRNGS = ("cpu", "cuda")
 PIECE_BITS = 16  # raw bit fields are coded in uniform pieces of at most 16 bits
 # The limits every .drc file obeys (the encoder writes none outside them, the decoder refuses the others before any
@@ -28,14 +41,16 @@ PIECE_BITS = 16  # raw bit fields are coded in uniform pieces of at most 16 bits
 MAX_LEVELS = 1024  # ladder levels, so at most 1024 steps and denoiser calls per file (the configs use 8 to 32)
 SIGMA_RANGE = (1e-4, 1e3)  # sigma_min and sigma_max in [0, 1] image units: x_s = x0 + s n stays finite in float32
 MAX_BLOCK_FLOATS = 2**26  # float32 values of one block of candidates of one chunk, block size x chunk dims (256 MiB)
-# Candidate values the decoder draws for one file, block size x dims per step (about 4 min on one CPU thread; the
-# default 32-level ladder at 1024 candidates needs 2^32.6 for a 256 px RGB image and 2^26.6 at 32 px).
+# Candidate values the decoder draws for one file (about 4 min on one CPU thread): format 1 one block per chunk,
+# block size x dims per step; format 2 the blocks of candidates holding the indices, at most K x dims per step.
 MAX_FILE_FLOATS = 2**34
+VARINT_LIMITS = {"channels": 255, "height": 2**16 - 1, "width": 2**16 - 1, "seed": 2**32 - 1}
 
 
 @dataclass(frozen=True)
 class Header:
-    """Everything the decoder needs besides the payload: geometry, model fingerprint, ladder, chunking, seed, steps."""
+    """Everything the decoder needs besides the payload: geometry, model fingerprint, ladder, chunking, seed, steps,
+    and the format (`block_log2` is format 1's; format 2 derives its blocks, and reads it as 0)."""
 
     channels: int
     height: int
@@ -51,11 +66,17 @@ class Header:
     prng: int
     seed: int
     steps: int
+    version: int = FORMAT_VERSION
 
     @property
     def dims(self) -> int:
         """C * H * W, the number of coded dimensions."""
         return self.channels * self.height * self.width
+
+    @property
+    def candidates(self) -> int:
+        """K = 2^min(chunk_kl + pad, max_log2), the candidates per chunk."""
+        return 2 ** min(self.chunk_kl + self.pad, self.max_log2)
 
 
 @dataclass(frozen=True)
@@ -68,26 +89,142 @@ class StepSymbols:
 
 
 def pack_file(header: Header, payload: bytes) -> bytes:
-    """Header (with the CRC-32 of header and payload) followed by the payload, every byte counted in the rate."""
-    head = HEADER.pack(MAGIC, FORMAT_VERSION, *astuple(header), 0)[: -4]
-    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+    """The header in its format (with the CRC-32 of header and payload; format 2's also covers the full fingerprint)
+    followed by the payload, every byte counted in the rate; a CodecError if a field does not fit the format."""
+    if header.version == 1:
+        try:
+            head = HEADER.pack(MAGIC, 1, *astuple(header)[:-1], 0)[:-4]
+        except struct.error as error:
+            raise CodecError(f"the header does not fit .drc format 1: {error}") from error
+        return head + CRC.pack(zlib.crc32(payload, zlib.crc32(head))) + payload
+    if header.version != 2:
+        raise CodecError(f".drc format version {header.version} cannot be written (1 or 2)")
+    head = _pack_header_2(header)
+    return head + CRC.pack(_checksum_2(header.fingerprint, head, payload)) + payload
 
 
-def unpack_file(data: bytes) -> tuple[Header, bytes]:
-    """(header, payload) of a .drc file, or a CodecError naming what is wrong (not a .drc, other version, truncated,
-    corrupt)."""
-    if len(data) < HEADER.size or data[:3] != MAGIC:
-        raise CodecError("not a .drc file (no DRC header)" if data[:3] != MAGIC else
-                         f"truncated .drc file: {len(data)} bytes, shorter than the {HEADER.size}-byte header")
-    magic, version, *fields, crc = HEADER.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise CodecError(f".drc format version {version} is not supported (this codec reads version {FORMAT_VERSION})")
-    payload = data[HEADER.size :]
+def _pack_header_2(header: Header) -> bytes:
+    """The format-2 header without its CRC (layout at FORMAT_2)."""
+    values = {**vars(header), "square": int(header.width == header.height), "reserved": 0}
+    word, shift = 0, 0
+    for name, bits, offset in FORMAT_2:
+        stored = values[name] - offset
+        if not 0 <= stored < 2**bits:
+            raise CodecError(f"the header field {name}={values[name]} does not fit .drc format 2 "
+                             f"({offset}..{offset + 2**bits - 1})")
+        word |= stored << shift
+        shift += bits
+    sizes = [header.channels, header.height] + ([] if values["square"] else [header.width]) + [header.seed]
+    names = ["channels", "height"] + ([] if values["square"] else ["width"]) + ["seed"]
+    for name, value in zip(names, sizes):
+        if not 0 <= value <= VARINT_LIMITS[name]:
+            raise CodecError(f"the header field {name}={value} does not fit .drc format 2 (0..{VARINT_LIMITS[name]})")
+    try:
+        floats = FLOAT16.pack(header.sigma_max, header.sigma_min)
+    except (OverflowError, struct.error) as error:
+        raise CodecError(f"sigma_max={header.sigma_max}, sigma_min={header.sigma_min} do not fit float16") from error
+    return (bytes([MAGIC_2]) + word.to_bytes(WORD_BYTES, "little") + b"".join(map(varint, sizes)) + floats
+            + TAG.pack(header.fingerprint & 0xFFFF))
+
+
+def _checksum_2(fingerprint: int, head: bytes, payload: bytes) -> int:
+    """CRC-32 of the model fingerprint (4 bytes, little-endian), the header before the CRC and the payload."""
+    return zlib.crc32(payload, zlib.crc32(head, zlib.crc32(CRC.pack(fingerprint & 0xFFFFFFFF))))
+
+
+def varint(value: int) -> bytes:
+    """LEB128: 7 bits per byte, low first, the high bit set on every byte but the last."""
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value >= 0x80 else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def read_varint(data: bytes, offset: int, name: str) -> tuple[int, int]:
+    """(value, next offset) of the LEB128 varint at `offset`, or a CodecError when it is truncated or above the
+    field's limit (VARINT_LIMITS)."""
+    value, shift, limit = 0, 0, VARINT_LIMITS[name]
+    while True:
+        if offset >= len(data):
+            raise CodecError(f"truncated .drc file: the header ends inside its {name} field")
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        offset, shift = offset + 1, shift + 7
+        if value > limit:
+            raise CodecError(f"corrupt .drc header: {name} is above {limit}")
+        if not byte & 0x80:
+            return value, offset
+
+
+def read_header(data: bytes) -> tuple[Header, int]:
+    """(header, its size in bytes with the CRC) of a .drc file of either format, parsed but not verified (format 2's
+    fingerprint field is then only the model's low 16 bits): for inspection; `unpack_file` verifies."""
+    data = bytes(data)
+    if data[:4] == MAGIC + b"\x01":
+        if len(data) < HEADER.size:
+            raise CodecError(f"truncated .drc file: {len(data)} bytes, shorter than the {HEADER.size}-byte header")
+        return Header(*HEADER.unpack_from(data)[2:-1], version=1), HEADER.size
+    if data == MAGIC:
+        raise CodecError("truncated .drc file: 3 bytes, shorter than any header")
+    if data[:3] == MAGIC:
+        raise CodecError(f".drc format version {data[3]} is not supported (this codec reads format 1, which begins "
+                         "DRC\\x01, and format 2)")
+    if not data or data[0] != MAGIC_2:
+        raise CodecError("not a .drc file (no DRC header)")
+    if len(data) < 1 + WORD_BYTES:
+        raise CodecError(f"truncated .drc file: {len(data)} bytes, shorter than its header")
+    word, fields, shift = int.from_bytes(data[1 : 1 + WORD_BYTES], "little"), {}, 0
+    for name, bits, offset in FORMAT_2:
+        fields[name] = (word >> shift & (2**bits - 1)) + offset
+        shift += bits
+    if fields.pop("reserved"):
+        raise CodecError("corrupt .drc header: reserved bits are set")
+    square, offset = fields.pop("square"), 1 + WORD_BYTES
+    for name in ("channels", "height") + (() if square else ("width",)) + ("seed",):
+        fields[name], offset = read_varint(data, offset, name)
+    fields["width"] = fields["height"] if square else fields["width"]
+    end = offset + FLOAT16.size + TAG.size + CRC.size
+    if len(data) < end:
+        raise CodecError(f"truncated .drc file: {len(data)} bytes, shorter than its {end}-byte header")
+    fields["sigma_max"], fields["sigma_min"] = FLOAT16.unpack_from(data, offset)
+    (fields["fingerprint"],) = TAG.unpack_from(data, offset + FLOAT16.size)
+    return Header(**fields, block_log2=0, version=2), end
+
+
+def header_bytes(data: bytes) -> int:
+    """The size in bytes of a .drc file's header (with its CRC): 8 x (file - header) bytes is the payload-only rate."""
+    return read_header(data)[1]
+
+
+def check_fingerprint(stored: int, expected: int, bits: int) -> None:
+    """A CodecError unless the file's fingerprint (its `bits` low bits) is the decoding model's."""
+    if stored != expected:
+        raise CodecError(f"the file was made with another model (fingerprint {stored:0{bits // 4}x}, this model's is "
+                         f"{expected:0{bits // 4}x})")
+
+
+def unpack_file(data: bytes, fingerprint: int) -> tuple[Header, bytes]:
+    """(header, payload) of a .drc file made with the model of this `fingerprint` (`model_fingerprint`), or a
+    CodecError naming what is wrong (not a .drc, other version, truncated, another model's, corrupt). Format 2 keeps
+    16 bits of the fingerprint and folds all 32 into its CRC, so another model's file is refused either way."""
+    data = bytes(data)
+    header, size = read_header(data)
+    payload = data[size:]
     if len(payload) % 4:
         raise CodecError(f"truncated .drc file: the payload is {len(payload)} bytes, not whole 32-bit words")
-    if zlib.crc32(payload, zlib.crc32(data[: HEADER.size - 4])) != crc:
-        raise CodecError("corrupt .drc file: checksum mismatch (truncated or altered bytes)")
-    return Header(*fields), payload
+    (crc,) = CRC.unpack_from(data, size - CRC.size)
+    if header.version == 1:
+        if zlib.crc32(payload, zlib.crc32(data[: size - CRC.size])) != crc:
+            raise CodecError("corrupt .drc file: checksum mismatch (truncated or altered bytes)")
+        check_fingerprint(header.fingerprint, fingerprint, 32)
+    else:
+        check_fingerprint(header.fingerprint, fingerprint & 0xFFFF, 16)
+        if _checksum_2(fingerprint, data[: size - CRC.size], payload) != crc:
+            raise CodecError("corrupt .drc file: checksum mismatch (truncated or altered bytes, or made with another "
+                             "model)")
+    return replace(header, fingerprint=fingerprint), payload
 
 
 def check_ladder(sigma_max: float, sigma_min: float, levels: int) -> None:
@@ -117,19 +254,32 @@ def min_chunks(block_size: int, dims: int) -> int:
     return -(-dims // (MAX_BLOCK_FLOATS // block_size))
 
 
-def check_blocks(steps: Sequence[StepSymbols], block_size: int, dims: int) -> None:
-    """A CodecError unless every step's candidate blocks stay within MAX_BLOCK_FLOATS (what a candidate allocates)
-    and the file's candidates within MAX_FILE_FLOATS (what decoding it costs)."""
-    if len(steps) * block_size * dims > MAX_FILE_FLOATS:
-        raise CodecError(f".drc file of {len(steps)} steps of {dims} dimensions in blocks of {block_size} candidates: "
-                         f"decoding would draw {len(steps) * block_size * dims} candidate values, above the limit "
+def step_floats(header: Header, chunks: int) -> int:
+    """The candidate values the decoder draws for one step of `chunks` chunks: format 1 one block per chunk,
+    block size x dims; format 2 at most one block of R candidates per chunk, min(K, chunks x R) x dims."""
+    if header.version == 1:
+        return min(2**header.block_log2, header.candidates) * header.dims
+    return min(header.candidates, chunks * step_block_size(header.candidates, header.dims)) * header.dims
+
+
+def check_blocks(steps: Sequence[StepSymbols], header: Header) -> None:
+    """A CodecError unless every step's candidate blocks stay within MAX_BLOCK_FLOATS (what a candidate allocates;
+    format 2's blocks are within it by construction) and the file's candidates within MAX_FILE_FLOATS (what decoding
+    it costs)."""
+    total = sum(step_floats(header, symbols.chunks) for symbols in steps)
+    if total > MAX_FILE_FLOATS:
+        raise CodecError(f".drc file of {len(steps)} steps of {header.dims} dimensions and {header.candidates} "
+                         f"candidates per chunk: decoding would draw {total} candidate values, above the limit "
                          f"{MAX_FILE_FLOATS} (2^34)")
+    if header.version == 2:
+        return
+    block_size = min(2**header.block_log2, header.candidates)
     for step, symbols in enumerate(steps):
-        floats = block_floats(block_size, dims, symbols.chunks)
+        floats = block_floats(block_size, header.dims, symbols.chunks)
         if floats > MAX_BLOCK_FLOATS:
-            raise CodecError(f"corrupt .drc payload at step {step}: {symbols.chunks} chunk(s) of {dims} dimensions in "
-                             f"blocks of {block_size} candidates need {floats} floats per block, above the limit "
-                             f"{MAX_BLOCK_FLOATS} (2^26)")
+            raise CodecError(f"corrupt .drc payload at step {step}: {symbols.chunks} chunk(s) of {header.dims} "
+                             f"dimensions in blocks of {block_size} candidates need {floats} floats per block, above "
+                             f"the limit {MAX_BLOCK_FLOATS} (2^26)")
 
 
 @lru_cache(maxsize=64)
@@ -211,7 +361,17 @@ def decode_payload(payload: bytes, steps: int, candidates: int, chunk_kl: int, d
     budget = 8 * len(payload) + 64  # what the payload can hold, in bits, plus the coder's final-word slack
     if words.size == 0 or steps > budget:
         raise CodecError(f"corrupt .drc file: a {len(payload)}-byte payload cannot hold {steps} steps")
-    decoder, previous, lengths, decoded, spent = constriction.stream.queue.RangeDecoder(words), 1, _length_model(dims), [], 0.0
+    try:
+        return _decode_symbols(constriction.stream.queue.RangeDecoder(words), steps, candidates, chunk_kl, dims,
+                               budget, len(payload))
+    except AssertionError as error:  # constriction's word for data no encoder of this model could have written
+        raise CodecError(f"corrupt .drc payload: {error}") from error
+
+
+def _decode_symbols(decoder, steps: int, candidates: int, chunk_kl: int, dims: int, budget: int,
+                    size: int) -> list[StepSymbols]:
+    """`decode_payload`'s loop over the steps, `budget` the bits a payload of `size` bytes can hold."""
+    previous, lengths, decoded, spent = 1, _length_model(dims), [], 0.0
     for step in range(steps):
         length = int(decoder.decode(lengths))
         chunks = previous + unzigzag(2**length + _decode_bits(decoder, length) - 1)
@@ -221,7 +381,7 @@ def decode_payload(payload: bytes, steps: int, candidates: int, chunk_kl: int, d
             implied_level(chunks, chunk_kl)
         spent += 1 + chunks * -np.log2(zipf_probabilities(candidates, level)[0])
         if spent > budget:
-            raise CodecError(f"corrupt .drc payload at step {step}: more symbols than {len(payload)} bytes can hold")
+            raise CodecError(f"corrupt .drc payload at step {step}: more symbols than {size} bytes can hold")
         indices = decoder.decode(zipf_model(candidates, level), chunks)
         decoded.append(StepSymbols(chunks, level, tuple(int(i) for i in indices)))
         previous = chunks

@@ -18,7 +18,8 @@ ZIPF_OFFSET = math.log(math.e + 1) / math.e  # e^-1 ln(e + 1) ~ 0.483, DiffC's Z
 @dataclass(frozen=True)
 class Chunking:
     """Chunk rule: n_k = max(1, ceil(KL_k / chunk_kl)), K = 2^min(chunk_kl + pad, max_log2) candidates per chunk,
-    scored in blocks of 2^block_log2 (SPEC §3: "chunks of a few bits of KL each"). `aim`: the encoder aims each
+    scored in blocks of 2^block_log2 in format 1 (format 2's blocks follow from the image size) (SPEC §3: "chunks of
+    a few bits of KL each"). `aim`: the encoder aims each
     chunk's PFR so that its realised shift is 1 in expectation (`dirac.compression.pfr.aimed_select`), so x_s is
     x0 + s n as the decoder assumes; the file does not record it (decoding is the same either way). Defaults from
     experiments/rcc_operating_point.py (its table): chunk KL 8, pad 4, aimed."""
@@ -68,8 +69,13 @@ def zipf_exponent(level: int) -> float:
     return 1.0 + 1.0 / (level + ZIPF_OFFSET)
 
 
-def partition(seed: int, step: int, dims: int, chunks: int) -> list[Tensor]:
-    """The step's dims split into `chunks` near-equal groups of a random permutation seeded by (seed, step),
-    independent of the image (the decoder rebuilds it)."""
+def permutation(seed: int, step: int, dims: int) -> Tensor:
+    """The step's random order of its dims, seeded by (seed, step), independent of the image (the decoder rebuilds
+    it): chunk c is the c-th of its `tensor_split` groups."""
     generator = torch.Generator().manual_seed(stable_seed(seed, step, PARTITION))
-    return list(torch.randperm(dims, generator=generator).tensor_split(chunks))
+    return torch.randperm(dims, generator=generator)
+
+
+def partition(seed: int, step: int, dims: int, chunks: int) -> list[Tensor]:
+    """The step's dims split into `chunks` near-equal groups of its `permutation`."""
+    return list(permutation(seed, step, dims).tensor_split(chunks))

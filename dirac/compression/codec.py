@@ -5,22 +5,24 @@ bit for bit and ends with the score-scaled PF-ODE (any rho, chosen at decode tim
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from dirac.compression.bitstream import (PRNGS, Header, StepSymbols, check_blocks, check_header, check_ladder,
-                                         decode_payload, encode_payload, min_chunks, pack_file, unpack_file)
-from dirac.compression.chunking import Chunking, partition
+from dirac.compression.bitstream import (FORMAT_VERSION, PRNGS, Header, StepSymbols, check_blocks, check_header,
+                                         check_ladder, decode_payload, encode_payload, min_chunks, pack_file,
+                                         unpack_file)
+from dirac.compression.chunking import Chunking, partition, permutation
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import Ladder
-from dirac.compression.pfr import aim_gain, aimed_select, candidate, pfr_select
-from dirac.precision import in_float32
+from dirac.compression.pfr import aim_gain, aimed_select, candidate, pfr_select, step_candidates, step_select
+from dirac.precision import autocast_off, in_float32
 from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
 log = logging.getLogger(__name__)
@@ -72,21 +74,25 @@ class Encoding:
 
 class Codec:
     """Encoder and decoder around a denoiser D(x, sigma) (VE, [0, 1] data; SPEC §3), a noise ladder, a chunking rule
-    and a shared seed. `channels`/`image_size` (when known) are the geometry the model accepts; `unit_range=False`
-    admits any finite values (a Gaussian source)."""
+    and a shared seed. `channels`/`size_multiple` (when known) are the geometry the model accepts (sides multiples
+    of `size_multiple`); `unit_range=False` admits any finite values (a Gaussian source). `version`: the .drc format
+    written (2; 1 for readers from before format 2, whose ladder is stored in float32 and whose chunks draw their own
+    candidates); both are read."""
 
     def __init__(self, denoiser: nn.Module, ladder: Ladder | None = None, chunking: Chunking | None = None,
-                 seed: int = 0, prng: str = "cpu", channels: int | None = None, image_size: int | None = None,
-                 unit_range: bool = True) -> None:
-        if prng not in PRNGS or not 0 <= int(seed) < 2**32:
-            raise CodecError(f"prng must be one of {PRNGS} and seed in [0, 2^32), got {prng!r}, {seed!r}")
+                 seed: int = 0, prng: str = "cpu", channels: int | None = None, size_multiple: int | None = None,
+                 unit_range: bool = True, version: int = FORMAT_VERSION) -> None:
+        if prng not in PRNGS or not 0 <= int(seed) < 2**32 or version not in (1, 2):
+            raise CodecError(f"prng must be one of {PRNGS}, seed in [0, 2^32) and version 1 or 2, got {prng!r}, "
+                             f"{seed!r}, {version!r}")
         if prng == "cuda" and not torch.cuda.is_available():
             raise CodecError("prng=cuda needs a CUDA GPU")
-        self.denoiser = denoiser.eval()
-        self.ladder, self.chunking = ladder or Ladder(), chunking or Chunking()
+        self.denoiser, self.version = denoiser.eval(), version
+        ladder = ladder or Ladder()
+        self.ladder, self.chunking = ladder if version == 1 else ladder.in_float16(), chunking or Chunking()
         check_ladder(self.ladder.sigma_max, self.ladder.sigma_min, self.ladder.levels)
         self.seed, self.prng = int(seed), prng
-        self.channels, self.image_size, self.unit_range = channels, image_size, unit_range
+        self.channels, self.size_multiple, self.unit_range = channels, size_multiple, unit_range
         self.fingerprint = model_fingerprint(denoiser)
         self.device = next(iter(denoiser.state_dict().values()), torch.empty(0)).device
 
@@ -114,21 +120,23 @@ class Codec:
         """The file header of an image of `shape` with `steps` steps sent."""
         chunking = self.chunking
         return Header(*shape, self.fingerprint, self.ladder.sigma_max, self.ladder.sigma_min, self.ladder.levels,
-                      chunking.chunk_kl, chunking.pad, chunking.max_log2, chunking.block_log2, PRNGS.index(self.prng),
-                      self.seed, steps)
+                      chunking.chunk_kl, chunking.pad, chunking.max_log2,
+                      chunking.block_log2 if self.version == 1 else 0, PRNGS.index(self.prng), self.seed, steps,
+                      self.version)
 
     # -- encoder ----------------------------------------------------------------------------------------------
     def check_geometry(self, channels: int, height: int, width: int) -> None:
-        """A CodecError unless a C x H x W image fits the model (channels, size when known) and the format."""
+        """A CodecError unless a C x H x W image fits the model (channels, side multiple when known) and the format."""
         if min(channels, height, width) < 1 or channels * height * width > MAX_DIMS or max(height, width) >= 2**16 \
                 or channels >= 256:
             raise CodecError(f"a {channels}x{height}x{width} image is outside the .drc format (at most {MAX_DIMS} "
                              "values, sides < 65536, channels < 256)")
         if self.channels is not None and channels != self.channels:
             raise CodecError(f"the image has {channels} channels but the model takes {self.channels}")
-        if self.image_size is not None and (height, width) != (self.image_size, self.image_size):
-            raise CodecError(f"the image is {width}x{height} pixels but the model takes "
-                             f"{self.image_size}x{self.image_size}")
+        if self.size_multiple is not None and (height % self.size_multiple or width % self.size_multiple):
+            raise CodecError(f"the image is {width}x{height} pixels but the model needs sides that are multiples of "
+                             f"{self.size_multiple} (its U-Net halves the image {self.size_multiple.bit_length() - 1}"
+                             " times)")
 
     def check_image(self, x0: Tensor) -> Tensor:
         """x0 as a float32 `(C, H, W)` image on the model's device, or a CodecError (shape, channels, size, range)."""
@@ -179,26 +187,38 @@ class Codec:
         """PFR for every chunk of one step's target mu = (mu_q - mu_p) / sqrt(v): the symbols, the chosen noise
         (flattened, what the decoder regenerates) and each chunk's realised shift f."""
         flat = mu.flatten().to(self.prng)
-        kl = step_kl_bits(flat)
-        chunks = max(self.chunking.count(kl, flat.numel()), min_chunks(self.chunking.block_size, flat.numel()))
-        groups = partition(self.seed, step, flat.numel(), chunks)
-        noise, indices, shifts = torch.empty_like(flat), [], []
-        select, candidates = aimed_select if self.chunking.aim else pfr_select, self.chunking.candidates
-        for chunk, group in enumerate(groups):
-            chosen = select(flat[group.to(flat.device)], self.seed, step, chunk, candidates, self.chunking.block_size)
-            noise[group.to(flat.device)] = chosen.sample
-            indices.append(chosen.index)
-            shifts.append(chosen.shift)
+        kl, dims, candidates = step_kl_bits(flat), flat.numel(), self.chunking.candidates
+        chunks = self.chunking.count(kl, dims)
+        if self.version == 1:
+            chunks = max(chunks, min_chunks(self.chunking.block_size, dims))
+            indices, noise, shifts = self.select_chunks(step, flat, chunks)
+        else:
+            order, noise = permutation(self.seed, step, dims).to(flat.device), torch.empty_like(flat)
+            selection = step_select(flat[order], chunks, self.seed, step, candidates, self.chunking.aim)
+            indices, shifts = selection.indices, selection.shifts
+            noise[order] = selection.sample
         if self.chunking.aim and chunks == 1:  # the one chunk's Zipf level from the KL of the target PFR was aimed at
             kl *= aim_gain(math.sqrt(2 * LN2 * kl), candidates) ** 2
         symbols = StepSymbols(chunks, self.chunking.level(kl, chunks), tuple(indices))
         return symbols, noise.to(self.device), shifts
 
+    def select_chunks(self, step: int, flat: Tensor, chunks: int) -> tuple[list[int], Tensor, list[float]]:
+        """Format 1: PFR chunk by chunk, each from its own candidates: the indices, the noise and the shifts."""
+        noise, indices, shifts = torch.empty_like(flat), [], []
+        select = aimed_select if self.chunking.aim else pfr_select
+        for chunk, group in enumerate(partition(self.seed, step, flat.numel(), chunks)):
+            chosen = select(flat[group.to(flat.device)], self.seed, step, chunk, self.chunking.candidates,
+                            self.chunking.block_size)
+            noise[group.to(flat.device)] = chosen.sample
+            indices.append(chosen.index)
+            shifts.append(chosen.shift)
+        return indices, noise, shifts
+
     def pack(self, shape: tuple[int, ...], symbols: list[StepSymbols]) -> bytes:
         """The .drc bytes of these steps' symbols for an image of `shape`, within the limits the decoder checks."""
         dims, header = math.prod(shape), self.header(tuple(shape), len(symbols))
         check_header(header)
-        check_blocks(symbols, self.chunking.block_size, dims)
+        check_blocks(symbols, header)
         payload = encode_payload(symbols, self.chunking.candidates, self.chunking.chunk_kl, dims)
         return pack_file(header, payload)
 
@@ -208,41 +228,52 @@ class Codec:
         made with this codec's model, or a CodecError naming the problem. Every bound of the format (geometry, ladder,
         sigma range, steps, symbols against the payload, candidate blocks) is checked here, before any candidate is
         drawn or the denoiser is called."""
-        header, payload = unpack_file(bytes(data))
-        if header.fingerprint != self.fingerprint:
-            raise CodecError(f"the file was made with another model (fingerprint {header.fingerprint:08x}, this "
-                             f"model's is {self.fingerprint:08x})")
+        header, payload = unpack_file(bytes(data), self.fingerprint)
         self.check_geometry(header.channels, header.height, header.width)
         check_header(header)
         if PRNGS[header.prng] == "cuda" and not torch.cuda.is_available():
             raise CodecError("the file's shared randomness was drawn on CUDA; decode it on a machine with a CUDA GPU")
         codec = copy.copy(self)
         codec.ladder = Ladder(header.sigma_max, header.sigma_min, header.levels)
-        codec.chunking = Chunking(header.chunk_kl, header.pad, header.max_log2, header.block_log2)
-        codec.seed, codec.prng = header.seed, PRNGS[header.prng]
+        block_log2 = header.block_log2 if header.version == 1 else Chunking.block_log2  # format 2: unused
+        codec.chunking = Chunking(header.chunk_kl, header.pad, header.max_log2, block_log2)
+        codec.seed, codec.prng, codec.version = header.seed, PRNGS[header.prng], header.version
         symbols = decode_payload(payload, header.steps, codec.chunking.candidates, header.chunk_kl, header.dims)
-        check_blocks(symbols, codec.chunking.block_size, header.dims)
+        check_blocks(symbols, header)
         return codec, header, symbols
 
     @in_float32
     def decode_noisy(self, data: bytes, steps: int | None = None) -> tuple[Tensor, float]:
         """(x_s, s): the encoder's x_s rebuilt bit for bit by replaying the file's steps (the first `steps` of them:
         a coarser x at a larger s, progressive decoding) (SPEC §3)."""
-        codec, header, symbols = self.read(data)
+        _, header, _ = self.read(data)
         steps = header.steps if steps is None else steps
         if not 1 <= steps <= header.steps:
             raise CodecError(f"the file holds {header.steps} steps; cannot decode {steps}")
+        for decoded in itertools.islice(self.decode_steps(data), steps):
+            pass
+        return decoded
+
+    def decode_steps(self, data: bytes) -> Iterator[tuple[Tensor, float]]:
+        """(x_s, s) after each step of the file in turn, each step in float32 under any autocast: one replay yields
+        every prefix's `decode_noisy`."""
+        codec, header, symbols = self.read(data)
         sigmas = codec.ladder.sigmas()
         like = torch.zeros(header.channels, header.height, header.width, device=self.device)
         x = None
-        for step, step_symbols in enumerate(symbols[:steps]):
-            mean, std = codec.prior(step, x, sigmas, like)
-            x = mean + std * codec.regenerate(step, step_symbols, like.numel()).view_as(mean)
-        return finite(x, "x_s"), sigmas[steps - 1]
+        for step, step_symbols in enumerate(symbols):
+            with autocast_off():
+                mean, std = codec.prior(step, x, sigmas, like)
+                x = mean + std * codec.regenerate(step, step_symbols, like.numel()).view_as(mean)
+            yield finite(x, "x_s"), sigmas[step]
 
     def regenerate(self, step: int, symbols: StepSymbols, dims: int) -> Tensor:
         """The step's noise vector rebuilt from its indices: candidate X_N of each chunk in the chunk's dims."""
         noise = torch.empty(dims, device=self.prng)
+        if self.version == 2:
+            noise[permutation(self.seed, step, dims).to(noise.device)] = step_candidates(
+                self.seed, step, list(symbols.indices), self.chunking.candidates, dims, self.prng)
+            return noise.to(self.device)
         for chunk, (group, index) in enumerate(zip(partition(self.seed, step, dims, symbols.chunks), symbols.indices)):
             noise[group.to(noise.device)] = candidate(self.seed, step, chunk, index, self.chunking.candidates,
                                                       self.chunking.block_size, group.numel(), self.prng)

@@ -1,7 +1,8 @@
 """Closed forms of the Gaussian check (SPEC §3, rcc.md §1 and §3) for X ~ N(mu, diag v) observed as Y = X + s n: the
-rate I(X; Y), the MMSE, the score-scaled PF-ODE's MSE, the rate-distortion function (reverse water-filling) and the
-expected sum of the progressive encoder's KL over a ladder with exact samples (the step-grid factor's numerator); and
-the sources the codec is measured on."""
+rate I(X; Y), the MMSE, the score-scaled PF-ODE's MSE, the rate-distortion function and its inverse (reverse
+water-filling), the expected sum of the progressive encoder's KL over a ladder with exact samples (the step-grid
+factor's numerator) and the bits the .drc format spends beyond the KL (`format_overhead_bits`); and the sources the
+codec is measured on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from dirac.compression.bitstream import StepSymbols, zigzag
+from dirac.compression.chunking import Chunking, zipf_exponent
+from dirac.compression.pfr import aim_gain, winner_log2_rank
+
 LN2 = math.log(2.0)
+LAST_WORD_BITS = 16  # the payload is whole 32-bit words: its last one is half filled on average
 MEAN, VARIANCE = 0.5, 0.02  # the Gaussian check's source N(0.5, 0.02 I) (tests, experiments/rcc_operating_point.py)
 
 
@@ -52,6 +58,17 @@ def rate_for_distortion(variance, distortion: float) -> float:
     return float(0.5 * np.log2(np.maximum(v / high, 1.0)).sum())
 
 
+def distortion_for_rate(variance, bits: float) -> float:
+    """D(R), the least mean per-dimension MSE of any code of R = `bits` in total: reverse water-filling,
+    R = 1/2 sum_i max(0, log2(v_i / theta)), D = mean_i min(theta, v_i); v 2^(-2 R / d) when all v_i are equal."""
+    v = _variances(variance)
+    low, high = 0.0, float(v.max())
+    for _ in range(200):
+        theta = (low + high) / 2
+        low, high = (low, theta) if 0.5 * np.log2(np.maximum(v / theta, 1.0)).sum() < bits else (theta, high)
+    return float(np.minimum(high, v).mean())
+
+
 def ladder_kl_bits(variance, sigmas: Sequence[float]) -> float:
     """E[sum_k KL_k] in bits of the progressive encoder with exact samples and the exact denoiser (rcc.md §3), the
     first prior at the source mean: step 0 sum_i v_i / (2 s_0^2), then
@@ -74,3 +91,36 @@ def gaussian_source(kind: str, shape: tuple[int, ...], seed: int = 0) -> tuple[t
     else:
         variance = VARIANCE * torch.exp(2 * torch.randn(shape, generator=generator) - 2)
     return variance, MEAN + variance.sqrt() * torch.randn(shape, generator=generator)
+
+
+def index_bits(kl_bits: float, level: int, count: int, aim: bool) -> tuple[float, float]:
+    """Mean and standard deviation of the bits of one chunk's PFR index in the .drc payload: a log2(1 + T_N) +
+    log2 sum_{r <= K} r^-a, the truncated Zipf code of its level (a = `zipf_exponent`) at the rank of truncated PFR's
+    winner (`winner_log2_rank`), for a chunk of `kl_bits` whose target is aimed (`aim_gain`) when `aim`."""
+    m = math.sqrt(2 * LN2 * kl_bits)
+    exponent = zipf_exponent(level)
+    normaliser = float((np.arange(1, count + 1, dtype=np.float64) ** -exponent).sum())
+    mean, spread = winner_log2_rank(m * (aim_gain(m, count) if aim else 1.0), count)
+    return exponent * mean + math.log2(normaliser), exponent * spread
+
+
+def step_overhead_bits(steps: Sequence[StepSymbols], kl_bits: Sequence[float], chunking: Chunking) -> list[float]:
+    """Per step k, the payload bits it spends beyond KL_k: 2 floor(log2(zigzag(n_k - n_{k-1}) + 1)) + 1 (its chunk
+    count, n_{-1} = 1) + [n_k = 1] log2(chunk_kl + 1) (its level) + n_k (index_bits(KL_k / n_k) - KL_k / n_k) (its
+    indices, each chunk taken at the step's mean chunk KL)."""
+    overheads, previous = [], 1
+    for symbols, kl in zip(steps, kl_bits):
+        chunk_kl = kl / symbols.chunks
+        overheads.append(2 * ((zigzag(symbols.chunks - previous) + 1).bit_length() - 1) + 1
+                         + (math.log2(chunking.chunk_kl + 1) if symbols.chunks == 1 else 0.0)
+                         + symbols.chunks * (index_bits(chunk_kl, symbols.level, chunking.candidates, chunking.aim)[0]
+                                             - chunk_kl))
+        previous = symbols.chunks
+    return overheads
+
+
+def format_overhead_bits(steps: Sequence[StepSymbols], kl_bits: Sequence[float], chunking: Chunking,
+                         header_bytes: int) -> float:
+    """The bits a .drc file spends beyond sum_k KL_k (SPEC §3 rate check; the file is about sum KL plus this):
+    8 x header bytes + 16 (the range coder's last 32-bit word, half filled on average) + sum of `step_overhead_bits`."""
+    return 8.0 * header_bytes + LAST_WORD_BITS + sum(step_overhead_bits(steps, kl_bits, chunking))

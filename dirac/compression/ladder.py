@@ -10,8 +10,16 @@ from dirac.compression.errors import CodecError
 
 
 def as_float32(value: float) -> float:
-    """`value` rounded to the float32 the header stores, so encoder and decoder build the same ladder."""
+    """`value` rounded to the float32 a format-1 header stores, so encoder and decoder build the same ladder."""
     return struct.unpack("<f", struct.pack("<f", float(value)))[0]
+
+
+def as_float16(value: float) -> float:
+    """`value` rounded to the float16 a format-2 header stores (11 significant bits; inf beyond 65504)."""
+    try:
+        return struct.unpack("<e", struct.pack("<e", float(value)))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class Ladder:
         if not valid:
             raise CodecError(f"invalid noise ladder sigma_max={self.sigma_max}, sigma_min={self.sigma_min}, "
                              f"levels={self.levels}: need 0 < sigma_min < sigma_max and 2 <= levels < 65536")
+
+    def in_float16(self) -> Ladder:
+        """This ladder with its end points rounded to float16, as a format-2 file stores them."""
+        return Ladder(as_float16(self.sigma_max), as_float16(self.sigma_min), self.levels)
 
     def sigmas(self) -> list[float]:
         """s_0 .. s_{L-1}, geometric from sigma_max to sigma_min."""

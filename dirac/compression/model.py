@@ -14,11 +14,13 @@ from dirac.errors import USER_ERRORS
 
 @dataclass(frozen=True)
 class CodecModel:
-    """A frozen denoiser D(x, sigma) with the channels and (square) image size it was trained for, None if unknown."""
+    """A frozen denoiser D(x, sigma) with the channels it takes and the number its image sides must be multiples of
+    (2^(levels - 1) for a U-Net that halves the image levels - 1 times; the net is convolutional, so any such size
+    works, not only the size it was trained at), None if unknown."""
 
     denoiser: nn.Module
     channels: int | None
-    image_size: int | None
+    size_multiple: int | None
 
 
 def load_codec_model(path: str | Path) -> CodecModel:
@@ -34,7 +36,8 @@ def load_codec_model(path: str | Path) -> CodecModel:
 
         method = module_from_checkpoint(load_checkpoint(path, family="denoiser"))
         denoiser = method.denoiser.eval().requires_grad_(False)
-        return CodecModel(denoiser, getattr(method, "channels", None), getattr(method, "image_size", None))
+        levels = getattr(denoiser.net, "levels", None)
+        return CodecModel(denoiser, getattr(method, "channels", None), None if levels is None else 2 ** (levels - 1))
     except CodecError:
         raise
     except USER_ERRORS as error:
@@ -42,10 +45,10 @@ def load_codec_model(path: str | Path) -> CodecModel:
 
 
 def _diffusers_model(path: Path) -> CodecModel:
-    """A diffusers UNet2DModel directory as a CodecModel, the geometry read from its config."""
+    """A diffusers UNet2DModel directory as a CodecModel, the side multiple from its config's down-sampling levels."""
     from dirac.denoisers.diffusers import MODEL_CONFIG, WEIGHT_FILES, find_file_dir, load_diffusers_denoiser, read_config
 
     config = read_config(find_file_dir(path, "unet", (MODEL_CONFIG, "|".join(WEIGHT_FILES))) / MODEL_CONFIG)
-    size = config.get("sample_size")
-    image_size = int(size) if isinstance(size, int) else None
-    return CodecModel(load_diffusers_denoiser(path), int(config.get("in_channels", 3)), image_size)
+    levels = config.get("block_out_channels")
+    multiple = 2 ** (len(levels) - 1) if isinstance(levels, list) and levels else None
+    return CodecModel(load_diffusers_denoiser(path), int(config.get("in_channels", 3)), multiple)

@@ -1,7 +1,10 @@
 """Poisson functional representation (ordered random coding) of N(mu, I) against N(0, I) with shared randomness
-(SPEC §3 RCC; Li & El Gamal). A candidate is a pure function of (seed, step, chunk, index). With K candidates the
-choice is biased toward the prior (realised shift f < 1, rcc.md §7); `selected_projection` computes that bias and
-`aim_gain` the target scaling that removes it (the aimed PFR: the realised shift is 1 in expectation)."""
+(SPEC §3 RCC; Li & El Gamal). A candidate is a pure function of (seed, step, chunk, index): format 1 draws each
+chunk's candidates from its own generator (`pfr_select`); format 2 draws one candidate matrix per step, chunk c's
+candidate n being column n's entries in c's positions of the step's partition order, so every chunk of a step is
+scored by one generation and one product per block of candidates (`step_select`). With K candidates the choice is
+biased toward the prior (realised shift f < 1, rcc.md §7); `selected_projection` computes that bias and `aim_gain`
+the target scaling that removes it (the aimed PFR: the realised shift is 1 in expectation)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from dirac.precision import in_float32
 
 ARRIVALS = -1  # the chunk-level tag of the encoder-private arrival times
 PARTITION = -2  # the chunk-level tag of a step's partition of the dimensions
+STEP_BLOCK = -3  # the chunk-level tag of a format-2 step's blocks of candidates
+STEP_BLOCK_FLOATS = 2**18  # float32 values of one format-2 block (1 MiB, cache-sized), or of one candidate if larger
 
 
 def stable_seed(*parts: int) -> int:
@@ -85,6 +90,32 @@ def pfr_select(mu: Tensor, seed: int, step: int, chunk: int, count: int, block_s
     return Selection(int(best_rows[winner]), sample, shift)
 
 
+def _winner_score_density(m: float, count: int) -> tuple[Tensor, Tensor]:
+    """(log c grid, exp(-L(c)) dc / d(log c)): the winning score's density of truncated PFR (`selected_projection`),
+    L(c) = c Phi(a*(c) - m) + K Phi(-a*(c)), a*(c) = (log(K / c) + m^2 / 2) / m, float64."""
+    log_k = math.log(count)
+    ell = torch.linspace(-40.0, log_k + 40.0, 4001, dtype=torch.float64)  # log c
+    a_star = (log_k - ell + m * m / 2) / m
+    rate = ell.exp() * torch.special.ndtr(a_star - m) + count * torch.special.ndtr(-a_star)
+    return ell, (ell - rate).exp()
+
+
+def winner_log2_rank(m: float, count: int) -> tuple[float, float]:
+    """Mean and standard deviation of log2(1 + T_N) under truncated PFR (`selected_projection`'s construction): the
+    winner (T, a) has density psi(a) w(a) exp(-L(c)) in (c, a), c = T / w(a) <= K / w(a); its rank N + 1 is 1 + the
+    Poisson count of the arrivals before T, about 1 + T (the index's code length is about a log2 of it)."""
+    if m <= 0:
+        return 0.0, 0.0  # nothing to choose: the first candidate, rank 1
+    ell, weight = _winner_score_density(m, count)
+    a = np.linspace(m - 9.0, max(m, math.sqrt(2 * math.log(count))) + 9.0, 601)[:, None]
+    log_t = ell.numpy()[None, :] + m * a - m * m / 2
+    density = np.exp(-((a - m) ** 2) / 2) * weight.numpy()[None, :] * (log_t <= math.log(count))
+    bits = np.logaddexp(0.0, log_t) / math.log(2)
+    moments = [np.trapezoid(np.trapezoid(density * bits**power, ell.numpy(), axis=1), a[:, 0]) for power in range(3)]
+    mean = moments[1] / moments[0]
+    return float(mean), float(math.sqrt(max(moments[2] / moments[0] - mean**2, 0.0)))
+
+
 def selected_projection(m: float, count: int) -> tuple[float, float]:
     """(E[a], E[a^2]) of the chosen candidate's projection a = X_N . mu / |mu| when N(mu, I), |mu| = m, is coded
     against N(0, I) by PFR with `count` = K candidates (exact PFR: a ~ N(m, 1)).
@@ -95,10 +126,7 @@ def selected_projection(m: float, count: int) -> tuple[float, float]:
     if m <= 0:
         return 0.0, 1.0
     log_k = math.log(count)
-    ell = torch.linspace(-40.0, log_k + 40.0, 4001, dtype=torch.float64)  # log c
-    a_star = (log_k - ell + m * m / 2) / m
-    rate = ell.exp() * torch.special.ndtr(a_star - m) + count * torch.special.ndtr(-a_star)
-    integrand = (ell - rate).exp()  # exp(-L(c)) dc / d(log c)
+    ell, integrand = _winner_score_density(m, count)
     steps = (integrand[1:] + integrand[:-1]) / 2 * ell.diff()
     log_g = torch.cat([ell[:1], (ell[0].exp() + steps.cumsum(0)).log()]).numpy()
     a = np.linspace(-10.0, max(m, math.sqrt(2 * log_k)) + 10.0, 8001)
@@ -117,13 +145,18 @@ def _aim_table(count: int) -> tuple[np.ndarray, np.ndarray]:
     return targets, np.maximum.accumulate(means)
 
 
+def aim_gains(norms: np.ndarray, count: int) -> np.ndarray:
+    """`aim_gain` of every chunk norm m in `norms` at once, float64."""
+    norms = np.asarray(norms, dtype=np.float64)
+    targets, means = _aim_table(count)
+    reached = np.interp(norms, means, targets)
+    return np.where(norms > 0, np.maximum(1.0, reached / np.where(norms > 0, norms, 1.0)), 1.0)
+
+
 def aim_gain(m: float, count: int) -> float:
     """h >= 1 with E[a | h m] = m: the scaling of a chunk's target mu (|mu| = m) under which PFR with `count`
     candidates realises the intended shift in expectation (f = 1); at most the grid's end when m is beyond reach."""
-    if m <= 0:
-        return 1.0
-    targets, means = _aim_table(count)
-    return max(1.0, float(np.interp(m, means, targets)) / m)
+    return float(aim_gains(np.array([m]), count)[0])
 
 
 def aimed_select(mu: Tensor, seed: int, step: int, chunk: int, count: int, block_size: int) -> Selection:
@@ -132,3 +165,103 @@ def aimed_select(mu: Tensor, seed: int, step: int, chunk: int, count: int, block
     gain = aim_gain(float(mu.detach().double().norm()), count)
     chosen = pfr_select(mu * gain, seed, step, chunk, count, block_size)
     return Selection(chosen.index, chosen.sample, chosen.shift * gain)
+
+
+def step_block_size(count: int, dims: int) -> int:
+    """R, the candidates of one format-2 block: the largest power of two with dims x R <= STEP_BLOCK_FLOATS (at least
+    1, at most K = `count`); derived from the image, so no file can ask for a larger block."""
+    return min(count, 2 ** max(0, (STEP_BLOCK_FLOATS // dims).bit_length() - 1))
+
+
+def step_block(seed: int, step: int, block: int, size: int, dims: int, device: torch.device | str = "cpu") -> Tensor:
+    """Candidates [block R, block R + size) of a step as the columns of a `(dims, size)` float32 matrix in partition
+    order, from a generator seeded by (seed, step, STEP_BLOCK, block): chunk c's candidate n is column n's entries in
+    c's positions (format 2; SPEC §3 shared randomness)."""
+    generator = torch.Generator(device=device).manual_seed(stable_seed(seed, step, STEP_BLOCK, block))
+    return torch.randn(dims, size, generator=generator, device=device, dtype=torch.float32)
+
+
+def chunk_sizes(dims: int, chunks: int) -> list[int]:
+    """The sizes of the `tensor_split` groups of `dims` values into `chunks`: the first dims % chunks one larger."""
+    size, larger = divmod(dims, chunks)
+    return [size + 1] * larger + [size] * (chunks - larger)
+
+
+def chunk_of_dims(dims: int, chunks: int, device: torch.device | str = "cpu") -> Tensor:
+    """`(dims,)` long: the chunk owning each position of the partition order."""
+    sizes = torch.tensor(chunk_sizes(dims, chunks), device=device)
+    return torch.repeat_interleave(torch.arange(chunks, device=device), sizes)
+
+
+def segment_sums(values: Tensor, chunks: int) -> Tensor:
+    """`(chunks, columns)`: the sums of `values` `(dims, columns)` over each chunk's positions (the `tensor_split`
+    groups), each a reduction over whole contiguous rows."""
+    dims, columns = values.shape
+    size, larger = divmod(dims, chunks)
+    split = larger * (size + 1)
+    return torch.cat([values[:split].reshape(larger, size + 1, columns).sum(1),
+                      values[split:].reshape(chunks - larger, size, columns).sum(1)])
+
+
+def step_arrival_log_times(seed: int, step: int, chunks: int, count: int, device: torch.device | str) -> Tensor:
+    """log T of an independent Poisson process per chunk, `(chunks, count)` float32: cumulative sums of Exp(1) gaps
+    -log(1 - U), U from one generator seeded by (seed, step, ARRIVALS) (format 2, encoder-private). float32 caps a gap
+    at 16.6 = -log 2^-24 (a true Exp(1) exceeds it with probability 6e-8) and sums K <= 2^20 gaps to ~1e-4 relative,
+    far below the spread of the scores it is compared with."""
+    generator = torch.Generator().manual_seed(stable_seed(seed, step, ARRIVALS))
+    gaps = torch.rand(chunks, count, generator=generator).neg_().log1p_().neg_()
+    return gaps.cumsum(1).log_().to(device)
+
+
+@dataclass(frozen=True)
+class StepSelection:
+    """The PFR choices of every chunk of one step: the indices N_c, the chosen candidates `(dims,)` in partition order
+    and each chunk's realised shift f_c = X_N . mu_c / |mu_c|^2 against its intended mu_c."""
+
+    indices: list[int]
+    sample: Tensor
+    shifts: list[float]
+
+
+@in_float32
+def step_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim: bool) -> StepSelection:
+    """Format-2 PFR of all chunks of one step: `mu` `(dims,)` in partition order, chunk c its c-th `tensor_split`
+    group; N_c = argmin_n log T_{c,n} - X_{c,n} . h_c mu_c over K = `count` candidates (h_c = `aim_gain` when `aim`,
+    else 1), each block of candidates scored for every chunk by one generation, one product and its segment sums."""
+    mu = mu.detach().to(torch.float32).flatten()
+    dims, device = mu.numel(), mu.device
+    owner = chunk_of_dims(dims, chunks, device)
+    squared_norms = segment_sums(mu.double().square()[:, None], chunks)[:, 0]
+    gains = aim_gains(squared_norms.sqrt().cpu().numpy(), count) if aim else np.ones(chunks)
+    target = (mu * torch.as_tensor(gains, dtype=torch.float32, device=device)[owner])[:, None]
+    log_times = step_arrival_log_times(seed, step, chunks, count, device)
+    size, positions = step_block_size(count, dims), torch.arange(dims, device=device)
+    best = torch.full((chunks,), math.inf, device=device)
+    indices, sample = torch.zeros(chunks, dtype=torch.long, device=device), torch.zeros_like(mu)
+    for block in range(math.ceil(count / size)):
+        start, stop = block_span(block, size, count)
+        candidates = step_block(seed, step, block, stop - start, dims, device)
+        score, column = (log_times[:, start:stop] - segment_sums(candidates * target, chunks)).min(1)
+        better = score < best
+        best, indices = torch.where(better, score, best), torch.where(better, column + start, indices)
+        improved = torch.where(better, column, -1)[owner]  # each position's new column, -1 where its chunk kept its own
+        chosen = candidates.take(positions * (stop - start) + improved.clamp_min(0))
+        sample = torch.where(improved >= 0, chosen, sample)
+    projections = segment_sums((sample.double() * mu.double())[:, None], chunks)[:, 0]
+    shifts = torch.where(squared_norms > 0, projections / squared_norms.clamp_min(1e-300), 1.0)
+    return StepSelection(indices.tolist(), sample, shifts.tolist())
+
+
+def step_candidates(seed: int, step: int, indices: list[int], count: int, dims: int,
+                    device: torch.device | str = "cpu") -> Tensor:
+    """`(dims,)` float32 in partition order: chunk c's candidate X_{N_c} of a format-2 step, the decoder's
+    regeneration; only the blocks holding some N_c are drawn."""
+    size, chunks = step_block_size(count, dims), len(indices)
+    wanted = torch.tensor(indices, device=device)[chunk_of_dims(dims, chunks, device)]
+    sample = torch.empty(dims, dtype=torch.float32, device=device)
+    for block in sorted({index // size for index in indices}):
+        start, stop = block_span(block, size, count)
+        positions = ((wanted >= start) & (wanted < stop)).nonzero().flatten()
+        candidates = step_block(seed, step, block, stop - start, dims, device)
+        sample[positions] = candidates.take(positions * (stop - start) + wanted[positions] - start)
+    return sample

@@ -11,12 +11,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    """The process's file-creation mask, read once at import (os.umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path in `path`'s folder that replaces `path` when the block succeeds and is removed otherwise."""
+    """A temporary path in `path`'s folder that replaces `path` when the block succeeds and is removed otherwise; the
+    file gets the permissions of an ordinary new file (0666 less the umask), not mkstemp's owner-only 0600."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.fchmod(handle, 0o666 & ~UMASK)
     os.close(handle)
     try:
         yield Path(temporary)

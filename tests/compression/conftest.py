@@ -42,14 +42,16 @@ def tiny_edm(seed: int = 0):
     return EDMDenoiser(net).eval()
 
 
-def forge_file(data: bytes, payload: bytes | None = None, **fields) -> bytes:
-    """A .drc file made from a real one with header `fields` (and the payload) replaced and its CRC-32 recomputed, as
-    an attacker or a buggy writer would make it."""
+def forge_file(data: bytes, fingerprint: int, payload: bytes | None = None, **fields) -> bytes:
+    """A .drc file made from a real one of the model with this `fingerprint`, with header `fields` (the format too:
+    `version=1`) and the payload replaced and its CRC-32 recomputed, as an attacker or a buggy writer would make it."""
     from dataclasses import replace
 
     from dirac.compression import pack_file, unpack_file
 
-    header, original = unpack_file(data)
+    header, original = unpack_file(data, fingerprint)
+    if fields.get("version") == 1 and "block_log2" not in fields:
+        fields["block_log2"] = 12  # format 1 stores its block size; format 2 derives it
     return pack_file(replace(header, **fields), original if payload is None else payload)
 
 

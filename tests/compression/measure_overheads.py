@@ -3,7 +3,7 @@ file/payload bits vs sum KL and I(X;Y), realised shift f, MSE vs MMSE(s) and D(R
 vs bare randn + matvec. Run: PYTHONPATH=. .venv/bin/python tests/compression/measure_overheads.py"""
 import torch, time, math, numpy as np
 torch.set_num_threads(1)
-from dirac.compression import Codec, Ladder, Chunking, candidate_block
+from dirac.compression import Codec, Ladder, Chunking, candidate_block, header_bytes
 from tests.compression.conftest import gaussian_source
 shape=(3,32,32); dims=3072; v=0.02
 D,x0=gaussian_source(shape)
@@ -14,7 +14,7 @@ for ck,pad in [(8,2),(8,4),(10,2),(12,2)]:
     s=enc.sigma; I=0.5*dims*math.log2(1+v/s**2); kl=sum(enc.kl_bits)
     mse=((codec.reconstruct(xs, s, mmse=True)-x0)**2).mean().item(); R=enc.bits/dims
     normals=codec.chunking.candidates*dims*len(enc.kl_bits)
-    print(f"ck{ck} pad{pad}: file {enc.bits}b payload/KL {(enc.bits-304)/kl:.3f} file/KL {enc.bits/kl:.3f} KL/I {kl/I:.3f} file/I {enc.bits/I:.3f} f {np.mean(enc.shifts):.3f} "
+    print(f"ck{ck} pad{pad}: file {enc.bits}b payload/KL {(enc.bits-8*header_bytes(enc.data))/kl:.3f} file/KL {enc.bits/kl:.3f} KL/I {kl/I:.3f} file/I {enc.bits/I:.3f} f {np.mean(enc.shifts):.3f} "
           f"mse/mmse(s) {mse/(v*s*s/(v+s*s)):.2f} mse/D(R) {mse/(v*2**(-2*R)):.2f} enc {te:.1f}s dec {td:.2f}s {normals/te/1e6:.0f}M normals/s")
 rows=torch.zeros(4096, 300); mu=torch.randn(300)
 t=time.time()

@@ -21,8 +21,9 @@ from PIL import Image
 from dirac import compress as compress_cli
 from dirac import decompress as decompress_cli
 from dirac.checkpoints import save_checkpoint
-from dirac.compression import Codec, CodecError, Ladder, unpack_file
+from dirac.compression import Codec, CodecError, Ladder, model_fingerprint, read_header
 from dirac.compression.files import read_image
+from dirac.compression.model import load_codec_model
 from dirac.compress import compress
 from dirac.data.source import LINK_SKIPPED
 from dirac.decompress import decompress
@@ -35,7 +36,8 @@ FAST = ["ladder.levels=4", "ladder.sigma_min=0.2", "progress=false", "device=cpu
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """An untrained tiny denoiser.ckpt (the denoiser_embedded config at 16 px), two 16x16 images and a bad one."""
+    """An untrained tiny denoiser.ckpt (the denoiser_embedded config at 16 px: sides must be multiples of 4), two 16x16
+    images, a 16x6 one the net cannot halve twice and a file that is no image."""
     root = tmp_path_factory.mktemp("rcc_cli")
     cfg = compose_config(["experiment=denoiser_embedded", "data.image_size=16", "net.model_channels=8",
                           "net.attn_resolutions=[]"], root / "run")
@@ -49,7 +51,7 @@ def workspace(tmp_path_factory):
     for name in ("a.png", "sub/b.png"):
         pixels = (torch.rand(16, 16, 3, generator=generator) * 255).to(torch.uint8).numpy()
         Image.fromarray(pixels).save(images / name)
-    Image.fromarray(pixels[:8]).save(images / "small.png")
+    Image.fromarray(pixels[:6]).save(images / "small.png")
     (images / "notes.txt").write_text("not an image")
     return ckpt, images, root
 
@@ -83,7 +85,7 @@ def test_bpp_target_and_skipped_files(workspace):
     ckpt, images, root = workspace
     report = compress(ckpt, images, root / "bpp", bpp=1.8, ladder=Ladder(2.0, 0.05, 8), progress=False, device="cpu")
     assert set(report.skipped) == {"small.png", "notes.txt"}
-    assert "16x8 pixels but the model takes 16x16" in report.skipped["small.png"]
+    assert "16x6 pixels but the model needs sides that are multiples of 4" in report.skipped["small.png"]
     assert "not a readable image" in report.skipped["notes.txt"]
     assert all(float(row["bpp"]) <= 1.8 for row in report.rows)
 
@@ -113,25 +115,33 @@ def address_space_limit(extra: int):
 
 @pytest.fixture
 def one_file(workspace, tmp_path):
-    """The bytes of a real 4-step .drc file of a.png (default chunking: 2^10 candidates, chunk KL 8)."""
+    """The bytes of a real 4-step .drc file of a.png (default chunking: 2^12 candidates, chunk KL 8; format 2)."""
     ckpt, images, _ = workspace
     compress(ckpt, images / "a.png", tmp_path / "one", ladder=Ladder(2.0, 0.2, 4), progress=False, device="cpu")
     return (tmp_path / "one" / "a.drc").read_bytes()
 
 
+@pytest.fixture(scope="module")
+def fingerprint(workspace):
+    """The workspace model's fingerprint (what a forged file's checksum must cover)."""
+    return model_fingerprint(load_codec_model(workspace[0]).denoiser)
+
+
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads its address space size from /proc")
-def test_crafted_files_are_skipped_by_name_and_the_valid_file_after_them_is_decoded(workspace, one_file, tmp_path):
+def test_crafted_files_are_skipped_by_name_and_the_valid_file_after_them_is_decoded(workspace, one_file, fingerprint,
+                                                                                     tmp_path):
     """The issue's bombs, each built from a real file with its CRC fixed: a block of 2^20 candidates x 768 dims
-    (3 GiB), 65,535 steps (one denoiser call each), sigma_max = 3e38; decoded with 1 GiB more address space than the
-    process has, so a block that is drawn fails at once instead of filling the machine's memory."""
+    (3 GiB), 65,535 steps (one denoiser call each), both as format-1 files (format 2 cannot hold them), and
+    sigma_max = 65504 (format 2's largest); decoded with 1 GiB more address space than the process has, so a block
+    that is drawn fails at once instead of filling the machine's memory."""
     ckpt, _, _ = workspace
     folder = tmp_path / "in"
     folder.mkdir()
-    crafted = {"0_memory.drc": forge_file(one_file, flat_payload(1, 2**20, 20, 768), chunk_kl=20, pad=0, max_log2=20,
-                                          block_log2=20, steps=1),
-               "1_steps.drc": forge_file(one_file, flat_payload(2**16 - 1, 1024, 8, 768), levels=2**16 - 1,
-                                         steps=2**16 - 1),
-               "2_sigma.drc": forge_file(one_file, sigma_max=3e38), "3_valid.drc": one_file}
+    crafted = {"0_memory.drc": forge_file(one_file, fingerprint, flat_payload(1, 2**20, 20, 768), chunk_kl=20, pad=0,
+                                          max_log2=20, block_log2=20, steps=1, version=1),
+               "1_steps.drc": forge_file(one_file, fingerprint, flat_payload(2**16 - 1, 1024, 8, 768),
+                                         levels=2**16 - 1, steps=2**16 - 1, version=1),
+               "2_sigma.drc": forge_file(one_file, fingerprint, sigma_max=65504.0), "3_valid.drc": one_file}
     for name, data in crafted.items():
         (folder / name).write_bytes(data)
     start = time.perf_counter()
@@ -143,21 +153,22 @@ def test_crafted_files_are_skipped_by_name_and_the_valid_file_after_them_is_deco
     assert all(message.startswith(name) for name, message in report.skipped.items())
     assert "above the limit" in report.skipped["0_memory.drc"]
     assert "2..1024 levels" in report.skipped["1_steps.drc"]
-    assert "sigma_max=3e+38" in report.skipped["2_sigma.drc"]
+    assert "sigma_max=65504" in report.skipped["2_sigma.drc"]
 
 
-def test_any_decoder_failure_of_one_file_names_it_and_the_run_goes_on(workspace, one_file, tmp_path, monkeypatch):
+def test_any_decoder_failure_of_one_file_names_it_and_the_run_goes_on(workspace, one_file, fingerprint, tmp_path,
+                                                                      monkeypatch):
     """A MemoryError or RuntimeError (a CUDA out-of-memory) inside the decoder of one file is that file's CodecError."""
     ckpt, _, _ = workspace
     folder = tmp_path / "in"
     folder.mkdir()
     for seed, name in enumerate(["ok.drc", "out_of_memory.drc", "runtime.drc"]):
-        (folder / name).write_bytes(forge_file(one_file, seed=seed))
+        (folder / name).write_bytes(forge_file(one_file, fingerprint, seed=seed))
     failures = {1: MemoryError(), 2: RuntimeError("CUDA out of memory (simulated)")}
     decode_noisy = Codec.decode_noisy
 
     def failing(codec, data, steps=None):
-        seed = unpack_file(data)[0].seed
+        seed = read_header(data)[0].seed
         if seed in failures:
             raise failures[seed]
         return decode_noisy(codec, data, steps)
@@ -212,3 +223,17 @@ def test_symbolic_links_in_input_folders_are_skipped_and_named(workspace, one_fi
     (out / "elsewhere.drc").symlink_to(folder / "a.png")
     decoded = decompress(ckpt, out, tmp_path / "png", ode_steps=2, progress=False, device="cpu")
     assert list(decoded.written) == ["a.drc"] and decoded.skipped == {"elsewhere.drc": LINK_SKIPPED}
+
+
+def test_an_image_of_another_size_than_the_training_patches_round_trips(workspace):
+    """The denoiser is convolutional: a 24x32 image (sides multiples of 4, not the 16 px it trained on) is encoded and
+    decoded by the CLI's model at its own size, never resized."""
+    ckpt, _, root = workspace
+    (root / "wide").mkdir()
+    pixels = (torch.rand(24, 32, 3, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(root / "wide" / "w.png")
+    report = compress(ckpt, root / "wide", root / "wide_drc", steps=2, ladder=Ladder(2.0, 0.2, 4), progress=False,
+                      device="cpu")
+    assert [row["file"] for row in report.rows] == ["w.png"] and not report.skipped
+    decompress(ckpt, root / "wide_drc", root / "wide_png", rho=[1.0], ode_steps=2, progress=False, device="cpu")
+    assert read_image(root / "wide_png" / "w_rho1.png").shape == (3, 24, 32)

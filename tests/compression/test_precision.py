@@ -10,7 +10,7 @@ from tests.compression.conftest import tiny_edm
 
 
 def test_encoding_and_decoding_ignore_an_outer_bf16_autocast():
-    codec = Codec(tiny_edm(), Ladder(2.0, 0.1, 4), Chunking(6, 2), channels=3, image_size=16)
+    codec = Codec(tiny_edm(), Ladder(2.0, 0.1, 4), Chunking(6, 2), channels=3, size_multiple=16)
     x0 = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
     plain = codec.encode(x0)
     with torch.autocast("cpu", dtype=torch.bfloat16):

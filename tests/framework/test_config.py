@@ -49,7 +49,8 @@ def check_denoiser_experiment(cfg, method, task) -> None:
     if cfg.name.startswith("rcc_"):  # the denoiser judged as an RCC codec (issue 18)
         from dirac.tasks.compression import CompressionTask
 
-        assert isinstance(task, CompressionTask) and task.steps[-1] <= task.ladder.levels and task.rhos
+        assert isinstance(task, CompressionTask) and (task.steps or task.bpps) and task.rhos
+        assert all(1 <= step <= task.ladder.levels for step in task.steps) and all(bpp > 0 for bpp in task.bpps)
     else:
         assert isinstance(task, DenoisingTask) and task.sigmas == sorted(task.sigmas) and min(task.sigmas) > 0
     assert method.family == "denoiser" and isinstance(method.denoiser, EDMDenoiser)

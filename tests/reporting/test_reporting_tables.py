@@ -32,3 +32,12 @@ def test_results_are_written_atomically_and_read_back(tmp_path):
     assert paths["results.md"].read_text().startswith("| method |")
     assert read_results(paths["results.csv"]) == RESULTS
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["results.csv", "results.md"]
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    """A report written through a temporary file is readable like any new file (0666 less the umask), not 0600."""
+    from dirac.reporting.files import UMASK, write_text
+
+    path = write_text(tmp_path / "results.md", "| a |\n")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK
+    assert UMASK & 0o044 or path.stat().st_mode & 0o044

@@ -19,7 +19,9 @@ from dirac.compression import Chunking, Codec, Ladder
 from dirac.denoisers import GaussianDenoiser
 from dirac.methods.base import Method
 from dirac.metrics import MetricSuite
-from dirac.tasks.compression import CompressionTask, jpeg_roundtrip
+from dirac.data.embedded import photo
+from dirac.reporting.files import read_csv
+from dirac.tasks.compression import CompressionTask, PhotoCrops, pillow_roundtrip
 from tests.tasks.test_restoration import CropData
 
 STEPS, LADDER, CHUNKING = (3, 6), Ladder(2.0, 0.05, 6), Chunking(6, 2)
@@ -114,18 +116,60 @@ def test_a_folder_of_full_size_images_of_any_shape(tmp_path: Path):
 def test_jpeg_roundtrip_and_misfits_refused():
     ramp = torch.linspace(0, 1, 16)
     image = torch.stack([ramp[None, :].expand(16, 16), ramp[:, None].expand(16, 16), 0.5 * torch.ones(16, 16)])
-    decoded, size = jpeg_roundtrip(image, 90)
+    decoded, size = pillow_roundtrip(image, "jpeg", 90)
     assert decoded.shape == image.shape and size > 100 and float((decoded - image).abs().max()) < 0.05
-    grey, _ = jpeg_roundtrip(image[:1], 90)
+    grey, _ = pillow_roundtrip(image[:1], "jpeg", 90)
     assert grey.shape == (1, 16, 16) and float((grey - image[:1]).abs().max()) < 0.05
     with pytest.raises(ValueError, match="JPEG takes 1- or 3-channel"):
-        jpeg_roundtrip(torch.rand(2, 8, 8), 50)
+        pillow_roundtrip(torch.rand(2, 8, 8), "jpeg", 50)
     with pytest.raises(ValueError, match="needs a method with a denoiser"):
         make_task().check(Method())
     with pytest.raises(ValueError, match=r"task.steps .* 1..6"):
         make_task(steps=(7,))
     with pytest.raises(ValueError, match="jpeg_qualities"):
         make_task(jpeg_qualities=(0,))
+    with pytest.raises(ValueError, match=r"webp_qualities must lie in 0..100"):
+        make_task(webp_qualities=(101,))
+    crops = PhotoCrops(["chelsea"], 16, 1, downscale=8)
+    with pytest.raises(ValueError, match="distinct non-empty names"):
+        make_task(image_sets=[crops, crops])
+    with pytest.raises(ValueError, match="task.images .* or task.image_sets, not both"):
+        make_task(image_sets=[crops], images="photos")
+
+
+def test_photo_crops_at_native_resolution_spread_over_each_photograph():
+    crops = PhotoCrops(["chelsea", "coffee"], 64, 3)  # chelsea 451x300: a 4x7 grid of 64 px crops; coffee 600x400: 6x9
+    assert crops.name == "64px" and len(crops) == 6
+    assert crops.names[:3] == ["chelsea_64px_r00_c00", "chelsea_64px_r02_c00", "chelsea_64px_r03_c06"]
+    assert crops.names[3:] == ["coffee_64px_r00_c00", "coffee_64px_r02_c08", "coffee_64px_r05_c08"]
+    item = crops[1]  # the photograph's own pixels at rows 128..191, columns 0..63
+    assert torch.equal(item["image"], photo("chelsea", 1.0)[:, 128:192, 0:64]) and item["name"] == crops.names[1]
+    assert len(PhotoCrops(["chelsea", "coffee"], 256, 5)) == 1 + 2  # all there are when fewer than asked
+    with pytest.raises(ValueError, match="no 512 px crop fits"):
+        PhotoCrops(["chelsea"], 512, 1)
+    with pytest.raises(ValueError, match="embedded photographs"):
+        PhotoCrops(["lena"], 64, 1)
+
+
+def test_image_sets_webp_and_bd_rates_against_jpeg_and_webp(tmp_path: Path):
+    sets = [PhotoCrops(["chelsea", "coffee"], 16, 2, downscale=4), PhotoCrops(["coffee"], 32, 1, downscale=4)]
+    task = make_task(steps=(2, 3, 4, 5, 6), rhos=(1.0,), jpeg_qualities=(10, 50, 90), webp_qualities=(0, 50, 90),
+                     image_sets=sets, batch_size=2, monitor="rcc_k06_mmse@32px/psnr")
+    results = evaluate(task, None, tmp_path)
+    assert task.monitored(results) == results["rcc_k06_mmse@32px"]["psnr"]
+    for images, pixels in (("16px", 256), ("32px", 1024)):
+        webp = [results[f"webp_q{q:03d}@{images}"] for q in (0, 50, 90)]
+        assert [row["bpp"] for row in webp] == sorted(row["bpp"] for row in webp)
+        assert results[f"rcc_k06_mmse@{images}"]["bpp"] > results[f"rcc_k02_mmse@{images}"]["bpp"]
+    assert len(list((tmp_path / "files").glob("*.drc"))) == 5 * (4 + 1)
+    assert (tmp_path / "files" / "coffee_32px_r00_c00_k04.drc").is_file()
+    points = read_csv(tmp_path / "rd_curve.csv")
+    assert {(p["images"], p["rd_series"]) for p in points} >= {("16px", "WebP"), ("32px", "JPEG"), ("32px", "RCC MMSE")}
+    rates = read_csv(tmp_path / "bd_rate.csv")  # every RCC series against JPEG and WebP on each image set
+    assert {(r["images"], r["test"], r["reference"]) for r in rates} == \
+        {(i, t, r) for i in ("16px", "32px") for t in ("RCC rho=1", "RCC MMSE") for r in ("JPEG", "WebP")}
+    assert all(r["bd_rate_percent"] or r["note"] for r in rates)  # a number, or n/a with the reason
+    assert "BD-rate" in (tmp_path / "bd_rate.md").read_text() and (tmp_path / "rd_curve.png").stat().st_size > 0
 
 
 def test_rcc_embedded_trains_briefly_evaluates_and_mode_test_reproduces_it(tmp_path: Path):
@@ -137,8 +181,10 @@ def test_rcc_embedded_trains_briefly_evaluates_and_mode_test_reproduces_it(tmp_p
             "+trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
             "callbacks.model_checkpoint.every_n_train_steps=2", "task.steps=[2,3]", "task.ladder.levels=4",
             "task.ladder.sigma_min=0.2", "task.chunking.chunk_kl=6", "task.ode_steps=3", "task.rhos=[1,2]",
-            "task.jpeg_qualities=[20,80]", "metrics.swd_projections=16",
-            "metrics.swd_patches_per_image=16", "task.monitor=rcc_k03_mmse/psnr"]
+            "task.jpeg_qualities=[20,80]", "task.webp_qualities=[50]", "metrics.swd_projections=16",
+            "metrics.swd_patches_per_image=16", "task.bpps=[]", "task.batch_size=2",
+            "task.image_sets=[{_target_:dirac.tasks.compression.PhotoCrops,photos:[chelsea,coffee],size:16,"
+            "per_photo:1,downscale:8}]", "task.monitor=rcc_k03_mmse@16px/psnr"]
     try:
         outcome = run(compose_config(tiny, tmp_path / "outputs" / "train"))
         again = run(compose_config([*tiny, "mode=test", f"ckpt_path={outcome['checkpoint']}"],
@@ -146,8 +192,8 @@ def test_rcc_embedded_trains_briefly_evaluates_and_mode_test_reproduces_it(tmp_p
     finally:
         GlobalHydra.instance().clear()
     assert outcome["checkpoint"].endswith("denoiser.ckpt") and outcome["monitored"] is not None
-    for row in ("rcc_k02_rho100", "rcc_k03_mmse", "jpeg_q020"):
+    for row in ("rcc_k02_rho100@16px", "rcc_k03_mmse@16px", "jpeg_q020@16px", "webp_q050@16px"):
         assert again["results"][row]["psnr"] == pytest.approx(outcome["results"][row]["psnr"], abs=1e-4), row
         assert again["results"][row]["bpp"] == outcome["results"][row]["bpp"], row
-    assert again["results"]["jpeg_at_k03"] == outcome["results"]["jpeg_at_k03"]  # n/a at 16 px: no JPEG that small
+    assert again["results"]["jpeg_at_k03@16px"] == outcome["results"]["jpeg_at_k03@16px"]  # n/a: no JPEG that small
     assert len(list((tmp_path / "outputs" / "test" / "files").glob("*.drc"))) == 2 * 2
