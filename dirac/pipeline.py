@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +123,18 @@ def check_compatible(stored: dict, cfg: DictConfig) -> None:
         raise ValueError("checkpoint is incompatible with this configuration:\n  " + "\n  ".join(differences))
 
 
+def finish_wandb() -> None:
+    """Close the job's wandb run, if any, so the next job of a multirun (or fold) gets its own run (SPEC §4)."""
+    wandb = sys.modules.get("wandb")  # only present when a WandbLogger was built
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
 def run(cfg: DictConfig) -> dict:
-    """Dispatch on `mode`: train (fit + calibrate + evaluate) or test (evaluate a checkpoint)."""
+    """Dispatch on `cv` (k-fold cross-validation, one training run per fold) and `mode`: train (fit + calibrate +
+    evaluate) or test (evaluate a checkpoint)."""
+    if cfg.get("cv") is not None:
+        return instantiate(cfg.cv).run(cfg, train, finish_wandb)  # each fold's wandb run closed before the next
     modes = {"train": train, "test": evaluate}
     if cfg.mode not in modes:
         raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {sorted(modes)} (restoring: python -m dirac.restore)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
@@ -11,18 +9,11 @@ from dirac.config import register_resolvers
 from dirac.errors import reports_user_errors
 
 
-def finish_wandb() -> None:
-    """Close the job's wandb run, if any, so the next job of a multirun gets its own run (SPEC §4)."""
-    wandb = sys.modules.get("wandb")  # only present when a WandbLogger was built
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
-
-
 @hydra.main(config_path="../conf", config_name="run", version_base="1.3")
 @reports_user_errors
 def main(cfg: DictConfig) -> float | None:
     """Run the configured job and return the task's monitored value (e.g. Dirac-DO's test PSNR) for sweepers."""
-    from dirac.pipeline import run  # heavy imports after Hydra has parsed the command line
+    from dirac.pipeline import finish_wandb, run  # heavy imports after Hydra has parsed the command line
 
     try:
         outcome = run(cfg)

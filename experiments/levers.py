@@ -9,10 +9,14 @@ budget and seeds, and tabulate the validation DO PSNR, the validation perception
     # another experiment, with Hydra overrides for every run after --:
     python experiments/levers.py --experiment embedded_inpaint --steps 1500 --only base,severity_tilted
         -- '~task.baselines.pnp_admm' callbacks.budget.minutes=null callbacks.performance.channels_last=false
+    # cross-validated (issue 30): every lever a full k-fold run, tabulated from its cv_results.csv
+    python experiments/levers.py --experiment embedded_cv --threads 1 --only base,net_narrow
 
 Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
 outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
-PSNR, PO's perception minimum along stop_t) and learning_curve.csv; test numbers from results.csv.
+PSNR, PO's perception minimum along stop_t) and learning_curve.csv; test numbers from results.csv. A cross-validated
+run (`--experiment embedded_cv`) is summarised from its cv_results.csv instead: the fold means, the worst fold's and
+the worst photograph's Dirac-DO − ADMM-TV PSNR.
 """
 
 from __future__ import annotations
@@ -83,6 +87,33 @@ def summary(lever: str, out: Path) -> dict:
             "test_measurement_psnr": f"{float(results['measurement']['psnr']):.2f}"}
 
 
+def cv_summary(lever: str, out: Path) -> dict:
+    """A cross-validated lever's fold means, worst fold and worst photograph from its cv_results.csv."""
+    rows = list(csv.DictReader((out / "cv_results.csv").open()))
+    mean = {row["method"]: row for row in rows if row["scope"] == "mean"}
+    gains = [row for row in rows if row["scope"] == "difference"]
+    folds = [float(row["psnr"]) for row in gains if not row["photograph"]]
+    photos = {row["photograph"]: float(row["psnr"]) for row in gains if row["photograph"]}
+    worst_photo = min(photos, key=photos.get)
+    return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(base)", "seconds": f"{run_seconds(out):.0f}",
+            "mean_do_psnr": f"{float(mean['dirac_do']['psnr']):.2f}",
+            "mean_tv_psnr": f"{float(mean['admm_tv']['psnr']):.2f}",
+            "mean_do_minus_tv": f"{sum(folds) / len(folds):+.2f}", "worst_fold_do_minus_tv": f"{min(folds):+.2f}",
+            "worst_photo_do_minus_tv": f"{photos[worst_photo]:+.2f} ({worst_photo})",
+            "mean_swd_do/po/tv": "/".join(f"{float(mean[name]['swd']):.4f}"
+                                          for name in ("dirac_do", "dirac_po", "admm_tv"))}
+
+
+def summarise(lever: str, out: Path) -> dict:
+    """The summary row of a lever run: cross-validated when it wrote cv_results.csv."""
+    return cv_summary(lever, out) if (out / "cv_results.csv").is_file() else summary(lever, out)
+
+
+def finished(out: Path) -> bool:
+    """Whether the lever run under `out` wrote its results."""
+    return (out / "results.csv").is_file() or (out / "cv_results.csv").is_file()
+
+
 def train(lever: str, args: argparse.Namespace) -> dict:
     """Run the experiment with the lever's overrides and return its summary row."""
     out, steps = args.out / lever, args.steps
@@ -94,7 +125,7 @@ def train(lever: str, args: argparse.Namespace) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     with (args.out / f"{lever}.log").open("w") as log:
         subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return summary(lever, out)
+    return summarise(lever, out)
 
 
 def write_table(rows: list[dict], root: Path) -> None:
@@ -126,7 +157,7 @@ def main() -> None:
         parser.error(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.collect:
-        rows = [summary(lever, args.out / lever) for lever in LEVERS if (args.out / lever / "results.csv").is_file()]
+        rows = [summarise(lever, args.out / lever) for lever in LEVERS if finished(args.out / lever)]
     else:
         with ThreadPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(lambda lever: train(lever, args), levers))

@@ -12,10 +12,13 @@ border of the retina photo) are dropped. At 32 px with the defaults this gives a
 60 val and 82 test patches. For training only, `train_scales` cuts the train photos at several downscales
 and `train_stride` lets patches overlap (more distinct patches of the same few photographs; the reference
 uses neither); val and test stay at `downscale`, non-overlapping.
+With `fold` (a `KFold`), the splits are instead fold `fold.index` of a k-fold split of the scenes of every photo
+named in train, val and test (the stereo pair is one scene), for cross-validation (`dirac.cross_validation`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 from skimage import data as skdata
 from torch import Tensor
 
-from dirac.data.source import ImageSource, TensorImageDataset, check_split
+from dirac.data.source import ImageSource, KFold, TensorImageDataset, check_split
 from dirac.data.transforms import to_float
 
 PHOTOS = {
@@ -39,11 +42,18 @@ PHOTOS = {
     "motorcycle_left": lambda: skdata.stereo_motorcycle()[0],
     "motorcycle_right": lambda: skdata.stereo_motorcycle()[1],
 }
+SCENES = {"motorcycle_left": "motorcycle", "motorcycle_right": "motorcycle"}  # photos of one scene share a group
+PATCH_NAME = re.compile(r"^(?P<photo>.+?)(?:_x[0-9.]+)?_r\d+_c\d+$")
 DEFAULT_SPLITS = {
     "train": ("astronaut", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle_left", "motorcycle_right"),
     "val": ("rocket",),
     "test": ("chelsea", "coffee"),
 }
+
+
+def scene(name: str) -> str:
+    """The scene an embedded photo shows (its own name, except the halves of the stereo pair: `motorcycle`)."""
+    return SCENES.get(name, name)
 
 
 @cache
@@ -82,6 +92,7 @@ class EmbeddedSource(ImageSource):
         test: Sequence[str] = DEFAULT_SPLITS["test"],
         train_scales: Sequence[float] | None = None,
         train_stride: int | None = None,
+        fold: KFold | None = None,
     ) -> None:
         if root is not None:
             raise ValueError(f"the embedded dataset ships with scikit-image and takes no root; got root={root!r} (use data=folder for your own images)")
@@ -96,6 +107,8 @@ class EmbeddedSource(ImageSource):
         self.min_std = float(min_std)
         self.photos = {"train": tuple(train), "val": tuple(val), "test": tuple(test)}
         self._check_photos()
+        if fold is not None:
+            self.photos = self._fold_photos(fold)
         self._datasets: dict[str, TensorImageDataset] = {}
 
     def _check_photos(self) -> None:
@@ -105,6 +118,23 @@ class EmbeddedSource(ImageSource):
             raise ValueError(f"unknown embedded photo(s) {unknown}; available: {', '.join(PHOTOS)}")
         if len(named) != len(set(named)):
             raise ValueError(f"a photo may belong to one split only, got {self.photos}")
+
+    def _fold_photos(self, fold: KFold) -> dict[str, tuple[str, ...]]:
+        """The photos of each split of `fold`, dealt by scene over every photo named in the configured splits."""
+        named = [name for names in self.photos.values() for name in names]
+        scenes = fold.assign([scene(name) for name in named], what="photograph")
+        return {split: tuple(name for name in named if scene(name) in groups) for split, groups in scenes.items()}
+
+    def split_groups(self) -> dict[str, tuple[str, ...]]:
+        """The scenes (photographs; the stereo pair is one) of each split."""
+        return {split: tuple(sorted({scene(name) for name in names})) for split, names in self.photos.items()}
+
+    def group_of(self, name: str) -> str:
+        """The scene of a patch called `<photo>[_x<scale>]_r<row>_c<col>`."""
+        match = PATCH_NAME.match(name)
+        if match is None:
+            raise ValueError(f"{name!r} is not an embedded patch name (<photo>_r<row>_c<col>)")
+        return scene(match["photo"])
 
     def dataset(self, split: str) -> TensorImageDataset:
         """The patches of the photos of `split`, built once per source."""

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from dirac.data.source import SPLITS, FileImageDataset, ImageSource, check_split, list_images, require_root
+from dirac.data.source import (SPLITS, FileImageDataset, ImageSource, KFold, check_split, list_images,
+                               require_root)
 
 
 def read_split_list(path: str | Path, root: Path) -> list[Path]:
@@ -160,15 +161,43 @@ class FolderSource(FolderSplitSource):
     """Any folder of images (recursive, sorted): a split uses root/<split> when that subfolder exists, else the whole folder (SPEC §4).
 
     The whole-folder fallback leaves out any train/val/test subfolders, so that evaluation on one's own
-    images (`data=folder data.root=/my/images`) sees the same set in every split.
+    images (`data=folder data.root=/my/images`) sees the same set in every split. With `fold` (a `KFold`), the
+    splits are instead fold `fold.index` of a k-fold split of every image under the root, each file its own group.
     """
 
     name = "folder"
     layout = "root/**/*.{png,jpg,...}, optionally with root/train, root/val, root/test subfolders"
     how = "Point data.root at a folder of images."
 
+    def __init__(self, root: str | Path | None, image_size: int = 256, fold: KFold | None = None, **options) -> None:
+        super().__init__(root, image_size, **options)
+        listed = [split for split, path in self.split_lists.items() if path]
+        if fold is not None and listed:
+            raise ValueError(f"data.source.fold splits the whole folder into folds; drop the split list(s) of {listed}")
+        self.fold = fold
+
+    @cached_property
+    def _fold_files(self) -> dict[str, list[Path]]:
+        """The image files of each split of the fold, every image under the root one group."""
+        files = {path.relative_to(self.root).as_posix(): path for path in self.images([self.root])}
+        try:
+            groups = self.fold.assign(list(files), what="image")
+        except ValueError as error:
+            raise ValueError(f"data.root {str(self.root)!r}: {error}") from None
+        return {split: [files[name] for name in groups[split]] for split in SPLITS}
+
+    def split_groups(self) -> dict[str, tuple[str, ...]]:
+        """The image files (names relative to the root) of each split of the fold."""
+        if self.fold is None:
+            return super().split_groups()
+        return {split: tuple(path.relative_to(self.root).as_posix() for path in files)
+                for split, files in self._fold_files.items()}
+
     def split_files(self, split: str) -> list[Path]:
-        """The images of root/<split> if present, else of the whole root minus split subfolders."""
+        """The fold's images of `split`; else the images of root/<split> if present, else of the whole root minus
+        split subfolders."""
+        if self.fold is not None:
+            return self._fold_files[split]
         own = self.root / split
         if own.is_dir():
             return self.images([own])

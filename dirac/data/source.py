@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 from torch import Tensor
@@ -25,12 +29,62 @@ def check_split(split: str) -> str:
     return split
 
 
+@dataclass(frozen=True)
+class KFold:
+    """Fold `index` of a k-fold split of a data set's groups (photographs, or image files): the groups are shuffled by
+    `seed` and dealt round-robin into `folds` test folds; fold `index` tests its own groups, validates on the first
+    `validation_groups` groups of the folds after it (cyclically) and trains on the rest (SPEC §4)."""
+
+    folds: int = 4
+    index: int = 0
+    seed: int = 0
+    validation_groups: int = 2
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError(f"cross-validation needs at least 2 folds, got folds={self.folds}")
+        if not 0 <= self.index < self.folds:
+            raise ValueError(f"fold index must lie in [0, {self.folds - 1}], got {self.index}")
+        if self.validation_groups < 2:
+            raise ValueError("validation must use several photographs (validation_groups >= 2), "
+                             f"got {self.validation_groups}")
+
+    def minimum_groups(self) -> int:
+        """The fewest groups for which every fold keeps at least one training group."""
+        return next(n for n in count(self.folds) if n - math.ceil(n / self.folds) - self.validation_groups >= 1)
+
+    def assign(self, groups: Sequence[str], what: str = "group") -> dict[str, tuple[str, ...]]:
+        """The groups of each split (train, val, test) of this fold; a ValueError naming `what` when there are too
+        few groups for the folds."""
+        unique = sorted(set(groups))
+        if len(unique) < self.minimum_groups():
+            raise ValueError(f"{self.folds}-fold cross-validation with {self.validation_groups} validation {what}s "
+                             f"needs at least {self.minimum_groups()} {what}s, got {len(unique)}"
+                             + (f" ({', '.join(unique)})" if len(unique) <= 10 else ""))
+        random.Random(self.seed).shuffle(unique)
+        dealt = [unique[fold :: self.folds] for fold in range(self.folds)]
+        following = [group for step in range(1, self.folds) for group in dealt[(self.index + step) % self.folds]]
+        val = following[: self.validation_groups]
+        return {"train": tuple(sorted(following[self.validation_groups :])), "val": tuple(sorted(val)),
+                "test": tuple(sorted(dealt[self.index]))}
+
+
 class ImageSource(ABC):
     """A dataset on disk or in memory that yields `{"image": (3, S, S) float in [0, 1], "name": str}` per split (SPEC §4)."""
 
     @abstractmethod
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split (train, val or test)."""
+
+    def group_of(self, name: str) -> str:
+        """The group (photograph) of the item called `name`: the name itself unless the source cuts items from
+        larger images."""
+        return name
+
+    def split_groups(self) -> dict[str, tuple[str, ...]]:
+        """The groups of each split of a source split into folds (`fold`); sources without folds refuse."""
+        raise ValueError(f"{type(self).__name__} has no k-fold split by photograph; cross-validation needs "
+                         "data=embedded or data=folder")
 
 
 class FileImageDataset(Dataset):

@@ -17,9 +17,10 @@ from torchmetrics import MeanMetric
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
-from dirac.metrics import MetricSuite, psnr
+from dirac.metrics import MetricSuite, psnr, ssim
 from dirac.reporting import (log_images, log_pd_curve, log_pd_scatter, save_grid, write_learning_curve, write_pd_curve,
                              write_pd_scatter, write_results)
+from dirac.reporting.files import csv_text, write_text
 from dirac.samplers.restorer import Restorer
 from dirac.seeding import image_generators, per_image_normal
 from dirac.tasks.base import Task
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 CURVE_PREFIX = "curve_"
 CURVE_SCALE = 10_000
 PREVIEW_SHOWN = 8  # images per column of the logged preview (the PSNRs use all `preview_images`)
+PER_IMAGE_COLUMNS = ("image", "method", "psnr", "ssim")
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,15 @@ class RestorationTask(Task):
     the same seed reproduces a test output from its y. Restorers come from the method (`restorers`: names, or all
     it offers) and from `baselines` (restorers built by config, e.g. the SPEC §1.5 comparison baselines, tuned on
     validation data like the method's); each is a row of one table. `timing` adds each restorer's wall-clock
-    seconds per image (device-synchronised around each call) to the table.
+    seconds per image (device-synchronised around each call) to the table; `per_image` writes every image's PSNR and
+    SSIM per row to `per_image.csv` (cross-validation reads it per photograph).
     """
 
     def __init__(self, degradation: Degradation, noise: NoiseSchedule, metrics: Callable[..., MetricSuite],
                  restorers: Sequence[str] | None = None, baselines: dict[str, Restorer] | None = None,
                  curve: CurveSpec | None = None, preview: str | Sequence[str] | None = None, preview_images: int = 4,
-                 save_images: int | None = None, seed: int = 0, monitor: str = "", timing: bool = False) -> None:
+                 save_images: int | None = None, seed: int = 0, monitor: str = "", timing: bool = False,
+                 per_image: bool = False) -> None:
         self.degradation = degradation
         self.noise = noise
         self.metrics = metrics
@@ -98,6 +102,7 @@ class RestorationTask(Task):
         self.seed = int(seed)
         self.monitor = monitor
         self.timing = bool(timing)
+        self.per_image = bool(per_image)
 
     def measure(self, x0: Tensor, names: Sequence[str]) -> Tensor:
         """y = A_1(x0) + sigma_1 z, with image b's z drawn from the generator of (seed, names[b]) (SPEC §1.1)."""
@@ -251,6 +256,7 @@ class RestorationEvaluation(L.LightningModule):
         self.saved_images = 0
         self.timers = torch.nn.ModuleDict({name: MeanMetric() for name in self.restorers} if self.task.timing else {})
         self.timers.to(self.device)
+        self.per_image_rows: list[dict[str, str]] = []
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         """The measurement and every restorer on one test batch, plus the curve points."""
@@ -267,7 +273,26 @@ class RestorationEvaluation(L.LightningModule):
             self.timers[name].update(torch.tensor(elapsed / len(names), device=self.device), weight=len(names))
         for name, output in outputs.items():
             self.suite.update(name, output, x0, self.task.consistency_input(output), y, names)
+        if self.task.per_image:
+            self._record_per_image(names, x0, {"measurement": y, **outputs})
         self._save_grids(names, [x0, y, *outputs.values()])
+
+    def _record_per_image(self, names: list[str], x0: Tensor, outputs: dict[str, Tensor]) -> None:
+        """Each image's PSNR and SSIM (of the clipped images, SPEC §1.3b) for every row of the table."""
+        for method, output in outputs.items():
+            scores = zip(psnr(output, x0).tolist(), ssim(output, x0).tolist())
+            self.per_image_rows += [{"image": name, "method": method, "psnr": repr(value), "ssim": repr(structure)}
+                                    for name, (value, structure) in zip(names, scores)]
+
+    def _gathered_per_image(self) -> list[dict[str, str]]:
+        """The per-image rows of every DDP rank, each (image, method) once (a distributed sampler may pad)."""
+        rows = self.per_image_rows
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            parts: list[list[dict[str, str]]] = [[] for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather_object(parts, rows)
+            rows = [row for part in parts for row in part]
+        unique = {(row["image"], row["method"]): row for row in rows}
+        return sorted(unique.values(), key=lambda row: (row["method"], row["image"]))
 
     def _save_grids(self, names: list[str], columns: list[Tensor]) -> None:
         """ground truth | measurement | each restorer, one PNG per image (`sub/a.png` -> `sub__a.png`)."""
@@ -285,12 +310,15 @@ class RestorationEvaluation(L.LightningModule):
                 results[name]["seconds_per_image"] = float(self.timers[name].compute())
         param = self.task.curve.param if self.task.curve else "stop_t"
         rows = curve_rows(self.curve_suite.compute(), param)
+        per_image = self._gathered_per_image() if self.task.per_image else []
         self.results = results
         for row_name, values in results.items():
             for metric, value in values.items():
                 self.log(f"test/{row_name}/{metric}", value, rank_zero_only=True)
         if self.trainer.is_global_zero:
             paths = self._write(results, rows, param)
+            if per_image:
+                write_text(self.output_dir / "per_image.csv", csv_text(PER_IMAGE_COLUMNS, per_image))
             print(f"\n{paths['results.md'].read_text()}\nwritten to {self.output_dir}", flush=True)
 
     def _write(self, results: dict, rows: list[dict], param: str) -> dict[str, Path]:

@@ -3,6 +3,7 @@ reproduces a test output, a second restorer is one more row, and misfits are ref
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -133,3 +134,21 @@ def test_misfits_are_refused_by_name():
     other = RestorationTask(GaussianBlur(3, 16, reference_size=64), GeometricNoise(), None)
     with pytest.raises(ValueError, match="another degradation"):
         other.check(module)
+
+
+def test_per_image_results_average_to_the_table_and_do_not_depend_on_the_batch(tmp_path):
+    """`per_image` writes every image's PSNR and SSIM per row; their means are the table's (issue 30)."""
+    module = make_module()
+    results = evaluate(make_task(module, per_image=True), module, CropData(3), tmp_path / "three")
+    evaluate(make_task(module, per_image=True), module, CropData(8, reverse=True), tmp_path / "eight")
+    rows = list(csv.DictReader((tmp_path / "three" / "per_image.csv").open()))
+    assert (tmp_path / "three" / "per_image.csv").read_text() == (tmp_path / "eight" / "per_image.csv").read_text()
+    assert {row["method"] for row in rows} == {"measurement", "dirac_do", "dirac_po"}
+    for method in ("measurement", "dirac_do"):
+        mine = [row for row in rows if row["method"] == method]
+        assert sorted(row["image"] for row in mine) == sorted(f"crop_{index}.png" for index in range(8))
+        for metric in ("psnr", "ssim"):
+            mean = sum(float(row[metric]) for row in mine) / len(mine)
+            assert mean == pytest.approx(results[method][metric], rel=1e-6)
+    evaluate(make_task(module), module, CropData(8), tmp_path / "without")
+    assert not (tmp_path / "without" / "per_image.csv").exists()

@@ -1,0 +1,95 @@
+"""k-fold cross-validation by photograph (issue 30): the ordinary pipeline (fit, calibrate, evaluate) once per fold
+into `<output>/fold_<i>/`, each fold testing photographs it never trained or validated on, then one report over the
+folds (`cv_results.md/.csv/.png`, dirac.reporting.folds)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from statistics import fmean
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from dirac.data.source import ImageSource, KFold
+from dirac.reporting.files import read_csv
+from dirac.reporting.folds import Comparison, FoldOutcome, fold_means, write_cv_results
+
+log = logging.getLogger(__name__)
+PER_IMAGE_METRICS = ("psnr", "ssim")
+
+
+def fold_config(cfg: DictConfig, split: KFold, output_dir: Path) -> DictConfig:
+    """The run config of one fold: the data source split by `split`, per-image results on, writing to `output_dir`."""
+    config = copy.deepcopy(cfg)
+    with open_dict(config):
+        config.cv = None
+        config.paths.output_dir = str(output_dir)
+        config.data.source.fold = {"_target_": "dirac.data.source.KFold", **asdict(split)}
+        config.task.per_image = True
+    return config
+
+
+def per_photograph(per_image: Sequence[dict[str, str]], source: ImageSource) -> dict[str, dict[str, dict[str, float]]]:
+    """Per photograph (the source's group of each image) and method, the mean PSNR and SSIM over its images."""
+    scores: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for row in per_image:
+        scores[source.group_of(row["image"]), row["method"]].append(row)
+    photographs: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for (photo, method), rows in sorted(scores.items()):
+        photographs[photo][method] = {metric: fmean(float(row[metric]) for row in rows) for metric in PER_IMAGE_METRICS}
+    return dict(photographs)
+
+
+class CrossValidation:
+    """`folds`-fold cross-validation over the groups of the configured data (photographs of data=embedded, image
+    files of data=folder), shuffled by `seed`; each fold validates on `validation_groups` groups outside its test
+    fold. The report follows `candidate` − `reference` PSNR (Dirac-DO minus the tuned ADMM-TV by default)."""
+
+    def __init__(self, folds: int = 4, seed: int = 0, validation_groups: int = 2, candidate: str = "dirac_do",
+                 reference: str = "admm_tv") -> None:
+        self.folds, self.seed, self.validation_groups = int(folds), int(seed), int(validation_groups)
+        self.comparison = Comparison(candidate, reference)
+
+    def splits(self) -> list[KFold]:
+        """Every fold's split (bad fold settings raise here, not while Hydra builds this object)."""
+        return [KFold(self.folds, index, self.seed, self.validation_groups) for index in range(self.folds)]
+
+    def check(self, cfg: DictConfig) -> None:
+        """Refuse a run that cannot produce the report: training from scratch only, the reference among the
+        baselines."""
+        if cfg.mode != "train":
+            raise ValueError(f"cross-validation trains one model per fold: use mode=train, got mode={cfg.mode}")
+        if cfg.get("resume") or cfg.get("ckpt_path"):
+            raise ValueError("cross-validation trains every fold from scratch; drop resume / ckpt_path")
+        baselines = sorted(cfg.task.get("baselines") or {})
+        if self.comparison.reference not in baselines:
+            raise ValueError(f"cv.reference={self.comparison.reference!r} is not among task.baselines {baselines}; "
+                             "add it (e.g. /baseline@task.baselines.admm_tv: admm_tv) or choose another reference")
+
+    def run(self, cfg: DictConfig, train: Callable[[DictConfig], dict], finish: Callable[[], None]) -> dict:
+        """Train, calibrate and evaluate every fold with `train` (then `finish`, e.g. closing its wandb run), and
+        write the report; every fold's split is checked before any training."""
+        self.check(cfg)
+        output = Path(cfg.paths.output_dir)
+        configs = [fold_config(cfg, split, output / f"fold_{split.index}") for split in self.splits()]
+        sources = [instantiate(config.data).source for config in configs]
+        groups = [source.split_groups() for source in sources]  # bad splits fail here, before any training
+        folds = []
+        for index, (config, source) in enumerate(zip(configs, sources)):
+            log.info("fold %d/%d: test %s, validation %s", index, len(configs), groups[index]["test"],
+                     groups[index]["val"])
+            try:
+                outcome = train(config)
+            finally:
+                finish()
+            per_image = read_csv(Path(config.paths.output_dir) / "per_image.csv")
+            folds.append(FoldOutcome(index, groups[index], outcome["results"], per_photograph(per_image, source)))
+        paths = write_cv_results(folds, output, self.comparison)
+        print(f"\n{paths['cv_results.md'].read_text()}\nwritten to {output}", flush=True)
+        means = fold_means(folds)
+        return {"results": means, "checkpoint": None, "monitored": self.comparison.difference(means)}

@@ -1,0 +1,116 @@
+"""k-fold cross-validation by photograph (issue 30): one ordinary run per fold into fold_<i>/, the report over the
+folds (per fold, mean, worst fold, per-photograph difference), and bad input refused before any training."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from dirac.cross_validation import CrossValidation
+from dirac.pipeline import run
+from dirac.reporting.files import csv_text, write_text
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SCENES = {"astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+          "motorcycle"}
+# Restorer outputs the fake training gives each test photograph: Dirac-DO gains len(scene name) / 10 dB over TV.
+FAKE_TV_PSNR = 25.0
+
+
+class FakeTraining:
+    """Stands in for `pipeline.train`: records each fold's config and writes per-image results of known values."""
+
+    def __init__(self) -> None:
+        self.configs: list[DictConfig] = []
+
+    def __call__(self, config: DictConfig) -> dict:
+        self.configs.append(config)
+        source = instantiate(config.data).source
+        names = source.dataset("test").names
+        psnrs = {"admm_tv": [FAKE_TV_PSNR] * len(names),
+                 "dirac_do": [FAKE_TV_PSNR + len(source.group_of(name)) / 10 for name in names]}
+        rows = [{"image": name, "method": method, "psnr": value, "ssim": 0.5}
+                for method, values in psnrs.items() for name, value in zip(names, values)]
+        write_text(Path(config.paths.output_dir) / "per_image.csv", csv_text(["image", "method", "psnr", "ssim"], rows))
+        return {"results": {method: {"psnr": sum(values) / len(values), "ssim": 0.5, "swd": 0.01}
+                            for method, values in psnrs.items()}}
+
+
+def rows_of(path: Path, scope: str) -> list[dict[str, str]]:
+    return [row for row in csv.DictReader(path.open()) if row["scope"] == scope]
+
+
+def test_every_fold_runs_into_its_folder_and_the_report_has_the_closed_form_differences(tiny_config):
+    cfg = tiny_config("experiment=embedded_cv", "cv.folds=4")
+    fake, closed = FakeTraining(), []
+    outcome = CrossValidation(folds=4).run(cfg, fake, lambda: closed.append(True))
+    out = Path(cfg.paths.output_dir)
+    assert len(fake.configs) == 4 and len(closed) == 4
+    for index, config in enumerate(fake.configs):
+        assert config.paths.output_dir == str(out / f"fold_{index}") and config.cv is None
+        assert config.data.source.fold.index == index and config.task.per_image
+    photographs = rows_of(out / "cv_results.csv", "difference")
+    per_photo = {row["photograph"]: float(row["psnr"]) for row in photographs if row["photograph"]}
+    assert set(per_photo) == SCENES  # every photograph tested exactly once
+    assert per_photo == {scene: pytest.approx(len(scene) / 10) for scene in SCENES}
+    fold_gains = [float(row["psnr"]) for row in photographs if not row["photograph"]]
+    mean = {row["method"]: float(row["psnr"]) for row in rows_of(out / "cv_results.csv", "mean")}
+    assert mean["dirac_do"] - mean["admm_tv"] == pytest.approx(sum(fold_gains) / 4)
+    assert outcome["monitored"] == pytest.approx(sum(fold_gains) / 4)
+    worst = rows_of(out / "cv_results.csv", "worst")
+    assert int(worst[0]["fold"]) == fold_gains.index(min(fold_gains))
+    report = (out / "cv_results.md").read_text()
+    assert f"{sum(fold_gains) / 4:+.2f} dB on the mean over folds" in report and "| motorcycle |" in report
+    assert (out / "cv_results.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["cv.folds=9"], "9-fold cross-validation with 2 validation photographs needs at least 9 photographs, got 8"),
+    (["data.source.test=[chelsea,lena]"], r"unknown embedded photo\(s\) \['lena'\]"),
+    (["cv.validation_groups=1"], "several photographs"),
+    (["~task.baselines.admm_tv"], r"cv.reference='admm_tv' is not among task.baselines \[\]"),
+    (["mode=test"], "use mode=train"),
+    (["resume=true"], "drop resume"),
+])
+def test_bad_input_is_refused_before_any_training(tiny_config, overrides, message):
+    cfg = tiny_config("experiment=embedded_cv", *overrides)
+    fake = FakeTraining()
+    with pytest.raises(ValueError, match=message):
+        instantiate(cfg.cv).run(cfg, fake, lambda: None)
+    assert not fake.configs
+
+
+def test_a_folder_with_too_few_images_for_the_folds_is_refused_before_any_training(tiny_config, tmp_path):
+    from tests.data.conftest import write_numbered
+
+    write_numbered(tmp_path / "mine", 3)
+    cfg = tiny_config("experiment=embedded_cv", "data=folder", f"data.root={tmp_path / 'mine'}", "data.image_size=16")
+    fake = FakeTraining()
+    with pytest.raises(ValueError, match="mine.*4-fold cross-validation .* needs at least 4 images, got 3"):
+        instantiate(cfg.cv).run(cfg, fake, lambda: None)
+    assert not fake.configs
+
+
+@pytest.mark.slow
+def test_tiny_cross_validation_end_to_end_writes_every_fold_and_the_report(tiny_config):
+    """The real pipeline per fold (2 folds, 16 px, 6 steps): each fold's results and checkpoint, then the report."""
+    cfg = tiny_config("experiment=embedded_cv", "cv.folds=2", "data.image_size=16", "data.source.downscale=8",
+                      "trainer.max_steps=6", "trainer.val_check_interval=6",
+                      "callbacks.model_checkpoint.every_n_train_steps=6", "task.baselines.admm_tv.iterations=10",
+                      "task.baselines.admm_tv.grids.lam=[0.01,0.04]", "task.baselines.admm_tv.grids.rho=[0.5,2.0]")
+    outcome = run(cfg)
+    out = Path(cfg.paths.output_dir)
+    for index in range(2):
+        assert (out / f"fold_{index}" / "results.csv").is_file()
+        assert (out / f"fold_{index}" / "checkpoints" / "dirac.ckpt").is_file()
+    photographs = {row["photograph"] for row in rows_of(out / "cv_results.csv", "photograph")}
+    assert photographs == SCENES
+    assert {row["method"] for row in rows_of(out / "cv_results.csv", "mean")} == {
+        "measurement", "dirac_do", "dirac_po", "admm_tv"}
+    assert outcome["monitored"] == pytest.approx(outcome["results"]["dirac_do"]["psnr"]
+                                                 - outcome["results"]["admm_tv"]["psnr"])
+
