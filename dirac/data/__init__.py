@@ -4,7 +4,7 @@ from dirac.data.checks import check_batch
 from dirac.data.cifar import Cifar10Source
 from dirac.data.augment import Dihedral
 from dirac.data.datamodule import ImageDataModule, SplitDataModule
-from dirac.data.embedded import EmbeddedSource
+from dirac.data.embedded import EmbeddedSource, PhotoCrops
 from dirac.data.folders import CelebAHQSource, FFHQSource, FolderSource, ImageNetSource
 from dirac.data.source import SPLITS, ImageSource
 from dirac.data.toy import ToyDataModule, mixture_means, sample_mixture
@@ -20,6 +20,7 @@ __all__ = [
     "ImageDataModule",
     "ImageNetSource",
     "ImageSource",
+    "PhotoCrops",
     "SplitDataModule",
     "ToyDataModule",
     "check_batch",

@@ -14,6 +14,7 @@ and `train_stride` lets patches overlap (more distinct patches of the same few p
 uses neither); val and test stay at `downscale`, non-overlapping.
 With `fold` (a `KFold`), the splits are instead fold `fold.index` of a k-fold split of the scenes of every photo
 named in train, val and test (the stereo pair is one scene), for cross-validation (`dirac.cross_validation`).
+`PhotoCrops` is another view of the same photographs: crops at native resolution, e.g. for the compression task.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from dirac.data.source import ImageSource, KFold, TensorImageDataset, check_split
 from dirac.data.transforms import to_float
@@ -156,3 +159,35 @@ class EmbeddedSource(ImageSource):
         if not labels:
             raise ValueError(f"photos {list(names)} give no {self.image_size}px patches at downscale {list(scales)}; lower image_size or downscale")
         return TensorImageDataset(torch.cat(tiles), labels, self.image_size)
+
+
+class PhotoCrops(Dataset):
+    """An image set of `size` px crops of embedded photographs at `downscale` (1: their native resolution, never
+    resized): `per_photo` of each photograph's non-overlapping crops, spread evenly over its grid in row-major order
+    (all of them when it has fewer), as `{"image", "name"}` items named `<photo>_<size>px_r<row>_c<col>`."""
+
+    def __init__(self, photos: Sequence[str], size: int, per_photo: int, downscale: float = 1.0) -> None:
+        unknown = sorted(set(photos) - set(PHOTOS))
+        if unknown or not photos:
+            raise ValueError(f"photos must name embedded photographs ({', '.join(PHOTOS)}), got {list(photos)}")
+        if size < 1 or per_photo < 1 or downscale < 1:
+            raise ValueError(f"size and per_photo must be >= 1 and downscale >= 1, got {size}, {per_photo}, "
+                             f"{downscale}")
+        images, self.names = [], []
+        for name in photos:
+            full = photo(name, float(downscale))
+            if size > min(full.shape[1:]):
+                raise ValueError(f"the photograph {name} is {full.shape[2]}x{full.shape[1]} px at downscale "
+                                 f"{downscale:g}: no {size} px crop fits")
+            tiles, places = patches(full, size)
+            for index in np.linspace(0, len(places) - 1, min(per_photo, len(places))).round().astype(int):
+                images.append(tiles[index])
+                self.names.append(f"{name}_{size}px_r{places[index][0]:02d}_c{places[index][1]:02d}")
+        self.images = torch.stack(images)
+        self.name = f"{size}px"
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "name": self.names[index]}

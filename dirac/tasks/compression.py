@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from dirac.compression import Chunking, Codec, CodecError, Encoding, Ladder, header_bytes, read_header
 from dirac.compression.files import read_image, scan_inputs, write_bytes
-from dirac.data.embedded import PHOTOS, patches, photo
 from dirac.precision import autocast_off
 from dirac.methods.base import Method
 from dirac.metrics import MetricSuite, PerImageMeans, clip01
@@ -114,38 +113,6 @@ class FolderImages(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"image": read_image(self.files[index]), "name": self.files[index].relative_to(self.root).as_posix()}
-
-
-class PhotoCrops(Dataset):
-    """An image set of `size` px crops of embedded photographs at `downscale` (1: their native resolution, never
-    resized): `per_photo` of each photograph's non-overlapping crops, spread evenly over its grid in row-major order
-    (all of them when it has fewer), as `{"image", "name"}` items named `<photo>_<size>px_r<row>_c<col>`."""
-
-    def __init__(self, photos: Sequence[str], size: int, per_photo: int, downscale: float = 1.0) -> None:
-        unknown = sorted(set(photos) - set(PHOTOS))
-        if unknown or not photos:
-            raise ValueError(f"photos must name embedded photographs ({', '.join(PHOTOS)}), got {list(photos)}")
-        if size < 1 or per_photo < 1 or downscale < 1:
-            raise ValueError(f"size and per_photo must be >= 1 and downscale >= 1, got {size}, {per_photo}, "
-                             f"{downscale}")
-        images, self.names = [], []
-        for name in photos:
-            full = photo(name, float(downscale))
-            if size > min(full.shape[1:]):
-                raise ValueError(f"the photograph {name} is {full.shape[2]}x{full.shape[1]} px at downscale "
-                                 f"{downscale:g}: no {size} px crop fits")
-            tiles, places = patches(full, size)
-            for index in np.linspace(0, len(places) - 1, min(per_photo, len(places))).round().astype(int):
-                images.append(tiles[index])
-                self.names.append(f"{name}_{size}px_r{places[index][0]:02d}_c{places[index][1]:02d}")
-        self.images = torch.stack(images)
-        self.name = f"{size}px"
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index], "name": self.names[index]}
 
 
 class CompressionTask(Task):

@@ -21,7 +21,8 @@ from dirac.methods.base import Method
 from dirac.metrics import MetricSuite
 from dirac.data.embedded import photo
 from dirac.reporting.files import read_csv
-from dirac.tasks.compression import CompressionTask, PhotoCrops, pillow_roundtrip
+from dirac.data import PhotoCrops
+from dirac.tasks.compression import CompressionTask, pillow_roundtrip
 from tests.tasks.test_restoration import CropData
 
 STEPS, LADDER, CHUNKING = (3, 6), Ladder(2.0, 0.05, 6), Chunking(6, 2)
@@ -183,7 +184,7 @@ def test_rcc_embedded_trains_briefly_evaluates_and_mode_test_reproduces_it(tmp_p
             "task.ladder.sigma_min=0.2", "task.chunking.chunk_kl=6", "task.ode_steps=3", "task.rhos=[1,2]",
             "task.jpeg_qualities=[20,80]", "task.webp_qualities=[50]", "metrics.swd_projections=16",
             "metrics.swd_patches_per_image=16", "task.bpps=[]", "task.batch_size=2",
-            "task.image_sets=[{_target_:dirac.tasks.compression.PhotoCrops,photos:[chelsea,coffee],size:16,"
+            "task.image_sets=[{_target_:dirac.data.PhotoCrops,photos:[chelsea,coffee],size:16,"
             "per_photo:1,downscale:8}]", "task.monitor=rcc_k03_mmse@16px/psnr"]
     try:
         outcome = run(compose_config(tiny, tmp_path / "outputs" / "train"))
