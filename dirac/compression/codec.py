@@ -5,7 +5,6 @@ bit for bit and ends with the score-scaled PF-ODE (any rho, chosen at decode tim
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 import math
 import zlib
@@ -246,22 +245,21 @@ class Codec:
     def decode_noisy(self, data: bytes, steps: int | None = None) -> tuple[Tensor, float]:
         """(x_s, s): the encoder's x_s rebuilt bit for bit by replaying the file's steps (the first `steps` of them:
         a coarser x at a larger s, progressive decoding) (SPEC §3)."""
-        _, header, _ = self.read(data)
-        steps = header.steps if steps is None else steps
-        if not 1 <= steps <= header.steps:
-            raise CodecError(f"the file holds {header.steps} steps; cannot decode {steps}")
-        for decoded in itertools.islice(self.decode_steps(data), steps):
+        for decoded in self.decode_steps(data, steps):
             pass
         return decoded
 
-    def decode_steps(self, data: bytes) -> Iterator[tuple[Tensor, float]]:
-        """(x_s, s) after each step of the file in turn, each step in float32 under any autocast: one replay yields
-        every prefix's `decode_noisy`."""
+    def decode_steps(self, data: bytes, steps: int | None = None) -> Iterator[tuple[Tensor, float]]:
+        """(x_s, s) after each of the file's first `steps` steps (all by default) in turn, each step in float32 under
+        any autocast, the file read once: one replay yields every prefix's `decode_noisy`."""
         codec, header, symbols = self.read(data)
+        steps = header.steps if steps is None else steps
+        if not 1 <= steps <= header.steps:
+            raise CodecError(f"the file holds {header.steps} steps; cannot decode {steps}")
         sigmas = codec.ladder.sigmas()
         like = torch.zeros(header.channels, header.height, header.width, device=self.device)
         x = None
-        for step, step_symbols in enumerate(symbols):
+        for step, step_symbols in enumerate(symbols[:steps]):
             with autocast_off():
                 mean, std = codec.prior(step, x, sigmas, like)
                 x = mean + std * codec.regenerate(step, step_symbols, like.numel()).view_as(mean)
