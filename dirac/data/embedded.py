@@ -13,7 +13,8 @@ border of the retina photo) are dropped. At 32 px with the defaults this gives a
 and `train_stride` lets patches overlap (more distinct patches of the same few photographs; the reference
 uses neither); val and test stay at `downscale`, non-overlapping.
 With `fold` (a `KFold`), the splits are instead fold `fold.index` of a k-fold split of the scenes of every photo
-named in train, val and test (the stereo pair is one scene), for cross-validation (`dirac.cross_validation`).
+named in train, val and test (the stereo pair is one scene, the photos in one fixed order whatever the configured
+splits), for cross-validation (`dirac.cross_validation`).
 `PhotoCrops` is another view of the same photographs: crops at native resolution, e.g. for the compression task.
 """
 
@@ -52,6 +53,9 @@ DEFAULT_SPLITS = {
     "val": ("rocket",),
     "test": ("chelsea", "coffee"),
 }
+
+# The order of a fold's photos (and so of its patches): the default splits' order, whatever the configured splits say.
+FOLD_ORDER = tuple(name for names in DEFAULT_SPLITS.values() for name in names)
 
 
 def scene(name: str) -> str:
@@ -123,8 +127,9 @@ class EmbeddedSource(ImageSource):
             raise ValueError(f"a photo may belong to one split only, got {self.photos}")
 
     def _fold_photos(self, fold: KFold) -> dict[str, tuple[str, ...]]:
-        """The photos of each split of `fold`, dealt by scene over every photo named in the configured splits."""
-        named = [name for names in self.photos.values() for name in names]
+        """The photos of each split of `fold`, dealt by scene over every photo named in the configured splits and
+        listed in FOLD_ORDER, so that a fold's data never depend on how an experiment split the photographs."""
+        named = sorted((name for names in self.photos.values() for name in names), key=FOLD_ORDER.index)
         scenes = fold.assign([scene(name) for name in named], what="photograph")
         return {split: tuple(name for name in named if scene(name) in groups) for split, groups in scenes.items()}
 

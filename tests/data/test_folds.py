@@ -105,3 +105,10 @@ def test_folder_with_too_few_images_for_the_folds_is_refused_naming_the_root(tmp
         source.split_groups()
     with pytest.raises(ValueError, match="drop the split list"):
         FolderSource(tmp_path, image_size=8, fold=KFold(2), test_list="list.txt")
+
+
+def test_an_embedded_fold_lists_its_photographs_in_one_order_whatever_the_configured_splits():
+    regrouped = dict(train=("retina", "motorcycle_right", "motorcycle_left", "hubble_deep_field"),
+                     val=("rocket", "astronaut"), test=("coffee", "immunohistochemistry", "chelsea"))
+    for index in range(4):
+        assert EmbeddedSource(**regrouped, fold=KFold(4, index)).photos == EmbeddedSource(fold=KFold(4, index)).photos
