@@ -36,7 +36,9 @@ COMMON = ["logger=csv", "trainer.enable_progress_bar=false", "sampler.po.auto_st
           "task.preview_images=64", "task.save_images=0"]
 DIHEDRAL = "data.augment={_target_:dirac.data.Dihedral}"
 LEVERS = {
-    "base": [],
+    "base": [],  # the experiment as committed: since issue 30 the quickstart trains on loss_psnr_floor_tilted_3
+    # the quickstart's loss before issue 30 (the paper's: squared error at Δt = 1, training t uniform)
+    "loss_clean_uniform": ["loss=clean", "severity=uniform"],
     # the previous quickstart: a constant learning rate of 1e-3 (measured as the base of the first levers table)
     "constant_lr": ["~model.scheduler", "model.optimizer.lr=1e-3"],
     "cosine": ["lr_schedule@model.scheduler=cosine"],
@@ -54,7 +56,7 @@ LEVERS = {
     "severity_tilted_3": ["severity=tilted", "severity.power=3"],  # density 4t^3
     "loss_psnr": ["loss=clean_psnr"],  # minus the per-image PSNR of Phi instead of the weighted squared error
     "loss_psnr_floor": ["loss=clean_psnr", "loss.floor=1e-3"],  # 10 log10(MSE + 1e-3): the weight 1/MSE bounded
-    # embedded_inpaint's choice: 10 log10(MSE + 3e-3) with training t ~ 4t^3
+    # 10 log10(MSE + 3e-3) with training t ~ 4t^3: embedded_inpaint's choice, the quickstart's default since issue 30
     "loss_psnr_floor_tilted_3": ["loss=clean_psnr", "loss.floor=3e-3", "severity=tilted", "severity.power=3"],
 }
 
