@@ -42,3 +42,13 @@ def test_cross_validation_folds_ignore_the_experiments_own_split(tmp_path):
     for split in instantiate(cfg.cv).splits():
         source = instantiate(fold_config(cfg, split, Path(tmp_path / f"fold_{split.index}")).data).source
         assert source.photos == EmbeddedSource(fold=split).photos
+
+
+@pytest.mark.parametrize("experiment", ("quickstart", "embedded_cv"))
+def test_a_users_folder_replaces_the_embedded_split_whole(experiment, tmp_path):
+    from dirac.data.folders import FolderSource
+    from tests.data.conftest import write_numbered
+
+    write_numbered(tmp_path / "mine", 4)
+    cfg = compose_config([f"experiment={experiment}", "data=folder", f"data.root={tmp_path / 'mine'}"], tmp_path / "run")
+    assert isinstance(instantiate(cfg.data).source, FolderSource)
