@@ -1,6 +1,6 @@
 """`make bench`: what the framework adds over the networks, each line a ratio to a baseline timed in the same run.
 
-    python experiments/bench.py [--device cpu|cuda] [--quick] [--csv bench.csv]
+    python experiments/bench.py [--device cpu|cuda] [--quick] [--csv bench.csv] [--only compression ...]
 
 Each measurement is the median of repeated timings (after warm-up; CUDA synchronised around each timing only).
 Lines: batched degradations vs the paper code's structure (a loop over the batch rebuilding the kernel or mask per
@@ -333,8 +333,8 @@ def step_split_lines(device: torch.device, size: int, batch: int, repeats: int) 
 
 def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
     """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, for the .drc format written
-    now (2: every chunk of a step scored by one generation per block of rows) and format 1 (one search per chunk) on
-    the same image, and the PFR search's candidates scored per second vs the bare randn + matvec of the same
+    now (3: the chunks of a step share one pool of K rows), format 2 (one K x dims candidate matrix per step) and
+    format 1 (one search per chunk) on the same image, and the PFR search's candidates scored per second vs the bare randn + matvec of the same
     candidates in the same run."""
     from dirac.compression import Chunking, Codec, Ladder, pfr_select
     from dirac.denoisers import EDMDenoiser
@@ -352,7 +352,7 @@ def compression_lines(device: torch.device, size: int, repeats: int) -> list[Lin
 
     lines = []
     with torch.no_grad():
-        for chunking, version in itertools.product((Chunking(8, 2), Chunking(8, 4)), (1, 2)):
+        for chunking, version in itertools.product((Chunking(8, 2), Chunking(8, 4)), (1, 2, 3)):
             codec = Codec(denoiser, ladder, chunking, seed=0, prng=prng, version=version)
             encoding = codec.encode(x0)
             # each baseline timed just before its line, so a busy machine slows both alike
@@ -411,26 +411,32 @@ def memory_report(device: torch.device, size: int, batch: int) -> list[str]:
     return lines
 
 
+GROUPS = ["degradations", "operators", "samplers", "training", "rgm", "compression"]
+
+
 def main(argv: list[str] | None = None) -> list[Line]:
     """Run every benchmark line, print it with its ratio, and write the CSV."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
     parser.add_argument("--csv", default="bench.csv")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, default=GROUPS, help="run these groups of lines only")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     repeats = 3 if args.quick else 7
     torch.manual_seed(0)
-    lines = degradation_lines(device, [64] if args.quick else [64, 256], 16, repeats)
-    lines += operator_lines(device, 64 if args.quick else 256, 16, repeats)
-    lines += sampler_lines(device, 32, 16, TINY, "tiny", repeats)
-    if not args.quick:
-        lines += sampler_lines(device, 256 if gpu else 64, 4 if gpu else 2, BASE, "base", 3)
-    lines += training_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12)
-    lines += step_split_lines(device, 32, 32, repeats)
-    lines += rgm_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12, repeats)
-    lines += compression_lines(device, 32, repeats)
+    groups = {
+        "degradations": lambda: degradation_lines(device, [64] if args.quick else [64, 256], 16, repeats),
+        "operators": lambda: operator_lines(device, 64 if args.quick else 256, 16, repeats),
+        "samplers": lambda: sampler_lines(device, 32, 16, TINY, "tiny", repeats) + (
+            [] if args.quick else sampler_lines(device, 256 if gpu else 64, 4 if gpu else 2, BASE, "base", 3)),
+        "training": lambda: training_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12)
+        + step_split_lines(device, 32, 32, repeats),
+        "rgm": lambda: rgm_lines(device, 32, 32 if not args.quick else 8, 6 if args.quick else 12, repeats),
+        "compression": lambda: compression_lines(device, 32, repeats),
+    }
+    lines = [line for name in GROUPS if name in args.only for line in groups[name]()]
     for line in lines:
         print(f"{line.name:<44} {line.setting:<40} {line.seconds * 1e3:9.2f} ms   vs {line.baseline}: "
               f"{line.baseline_seconds * 1e3:9.2f} ms   time/baseline {1 / line.ratio:6.3f}  (speedup {line.ratio:7.2f}x)")

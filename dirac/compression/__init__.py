@@ -4,7 +4,7 @@ bitstream (header + range-coded payload) and the progressive codec with the scor
 from dirac.compression.bitstream import (FORMAT_VERSION, Header, StepSymbols, header_bytes, pack_file, read_header,
                                          unpack_file)
 from dirac.compression.chunking import Chunking, partition, zipf_exponent
-from dirac.compression.codec import Codec, Encoding, model_fingerprint, step_kl_bits
+from dirac.compression.codec import Codec, Encoding, model_fingerprint, step_kl_bits, steps_within
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import Ladder
 from dirac.compression.pfr import Selection, candidate, candidate_block, pfr_select, stable_seed
@@ -29,6 +29,7 @@ __all__ = [
     "pfr_select",
     "stable_seed",
     "step_kl_bits",
+    "steps_within",
     "unpack_file",
     "zipf_exponent",
 ]

@@ -1,6 +1,8 @@
 """The .drc file (SPEC §3 "the bitstream is real"): a header and one range-coded payload (`constriction`) holding,
-per step, the chunk count, the chunk KL level and the PFR indices (truncated Zipf). Format 2 (written from now on)
-packs the header into 19 bytes for a 32 px RGB image (see FORMAT_2); format 1 (38 bytes, HEADER) is still read."""
+per step, the chunk count, the chunk KL level and the PFR indices (truncated Zipf). Format 3 (written from now on)
+has format 2's header, 19 bytes for a 32 px RGB image (see FORMAT_2), and draws each step's candidates from one pool
+of rows shared by its chunks (`dirac.compression.pfr.pooled_select`); formats 1 (38 bytes, HEADER) and 2 are still
+read."""
 
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import numpy as np
 from dirac.compression.chunking import implied_level, zipf_exponent
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import as_float32
-from dirac.compression.pfr import step_block_size
+from dirac.compression.pfr import pool_width, step_block_size
 
 MAGIC = b"DRC"
-FORMAT_VERSION = 2  # what the encoder writes; 1 and 2 are read
+FORMAT_VERSION = 3  # what the encoder writes; 1, 2 and 3 are read
 # Format 1: magic, version, C, H, W, fingerprint, sigma_max, sigma_min, levels, chunk_kl, pad, max_log2, block_log2,
 # prng, seed, steps sent, CRC-32 of everything before it plus the payload
 HEADER = struct.Struct("<3sBBHHIffHBBBBBIHI")
@@ -28,6 +30,8 @@ HEADER = struct.Struct("<3sBBHHIffHBBBBBIHI")
 # as float16; the low 16 bits of the model fingerprint; the CRC-32 of the full 32-bit fingerprint (little-endian),
 # the header before the CRC and the payload. A format-2 block of candidates follows from the image (no block_log2).
 MAGIC_2 = 0xD2  # "D", format 2; a format-1 file begins with "DRC\x01"
+MAGIC_3 = 0xD3  # format 3: format 2's header layout, pooled candidates
+MAGICS = {MAGIC_2: 2, MAGIC_3: 3}
 FORMAT_2 = (("prng", 1, 0), ("square", 1, 0), ("chunk_kl", 5, 0), ("pad", 4, 0), ("max_log2", 5, 0),
             ("levels", 10, 1), ("steps", 10, 1), ("reserved", 4, 0))
 WORD_BYTES = 5
@@ -42,7 +46,8 @@ MAX_LEVELS = 1024  # ladder levels, so at most 1024 steps and denoiser calls per
 SIGMA_RANGE = (1e-4, 1e3)  # sigma_min and sigma_max in [0, 1] image units: x_s = x0 + s n stays finite in float32
 MAX_BLOCK_FLOATS = 2**26  # float32 values of one block of candidates of one chunk, block size x chunk dims (256 MiB)
 # Candidate values the decoder draws for one file (about 4 min on one CPU thread): format 1 one block per chunk,
-# block size x dims per step; format 2 the blocks of candidates holding the indices, at most K x dims per step.
+# block size x dims per step; format 2 the blocks of candidates holding the indices, at most K x dims per step;
+# format 3 the blocks of pool rows holding the chosen rows, at most K x ceil(dims / chunks) per step.
 MAX_FILE_FLOATS = 2**34
 VARINT_LIMITS = {"channels": 255, "height": 2**16 - 1, "width": 2**16 - 1, "seed": 2**32 - 1}
 
@@ -50,7 +55,7 @@ VARINT_LIMITS = {"channels": 255, "height": 2**16 - 1, "width": 2**16 - 1, "seed
 @dataclass(frozen=True)
 class Header:
     """Everything the decoder needs besides the payload: geometry, model fingerprint, ladder, chunking, seed, steps,
-    and the format (`block_log2` is format 1's; format 2 derives its blocks, and reads it as 0)."""
+    and the format (`block_log2` is format 1's; formats 2 and 3 derive their blocks, and read it as 0)."""
 
     channels: int
     height: int
@@ -89,22 +94,23 @@ class StepSymbols:
 
 
 def pack_file(header: Header, payload: bytes) -> bytes:
-    """The header in its format (with the CRC-32 of header and payload; format 2's also covers the full fingerprint)
-    followed by the payload, every byte counted in the rate; a CodecError if a field does not fit the format."""
+    """The header in its format (with the CRC-32 of header and payload; from format 2 on it also covers the full
+    fingerprint) followed by the payload, every byte counted in the rate; a CodecError if a field does not fit the
+    format."""
     if header.version == 1:
         try:
             head = HEADER.pack(MAGIC, 1, *astuple(header)[:-1], 0)[:-4]
         except struct.error as error:
             raise CodecError(f"the header does not fit .drc format 1: {error}") from error
         return head + CRC.pack(zlib.crc32(payload, zlib.crc32(head))) + payload
-    if header.version != 2:
-        raise CodecError(f".drc format version {header.version} cannot be written (1 or 2)")
+    if header.version not in MAGICS.values():
+        raise CodecError(f".drc format version {header.version} cannot be written (1, 2 or 3)")
     head = _pack_header_2(header)
     return head + CRC.pack(_checksum_2(header.fingerprint, head, payload)) + payload
 
 
 def _pack_header_2(header: Header) -> bytes:
-    """The format-2 header without its CRC (layout at FORMAT_2)."""
+    """The format-2 or -3 header without its CRC (layout at FORMAT_2; the first byte names the format)."""
     values = {**vars(header), "square": int(header.width == header.height), "reserved": 0}
     word, shift = 0, 0
     for name, bits, offset in FORMAT_2:
@@ -123,7 +129,7 @@ def _pack_header_2(header: Header) -> bytes:
         floats = FLOAT16.pack(header.sigma_max, header.sigma_min)
     except (OverflowError, struct.error) as error:
         raise CodecError(f"sigma_max={header.sigma_max}, sigma_min={header.sigma_min} do not fit float16") from error
-    return (bytes([MAGIC_2]) + word.to_bytes(WORD_BYTES, "little") + b"".join(map(varint, sizes)) + floats
+    return (bytes([MAGIC_2 + header.version - 2]) + word.to_bytes(WORD_BYTES, "little") + b"".join(map(varint, sizes)) + floats
             + TAG.pack(header.fingerprint & 0xFFFF))
 
 
@@ -159,7 +165,7 @@ def read_varint(data: bytes, offset: int, name: str) -> tuple[int, int]:
 
 
 def read_header(data: bytes) -> tuple[Header, int]:
-    """(header, its size in bytes with the CRC) of a .drc file of either format, parsed but not verified (format 2's
+    """(header, its size in bytes with the CRC) of a .drc file of any format, parsed but not verified (format 2's
     fingerprint field is then only the model's low 16 bits): for inspection; `unpack_file` verifies."""
     data = bytes(data)
     if data[:4] == MAGIC + b"\x01":
@@ -170,8 +176,8 @@ def read_header(data: bytes) -> tuple[Header, int]:
         raise CodecError("truncated .drc file: 3 bytes, shorter than any header")
     if data[:3] == MAGIC:
         raise CodecError(f".drc format version {data[3]} is not supported (this codec reads format 1, which begins "
-                         "DRC\\x01, and format 2)")
-    if not data or data[0] != MAGIC_2:
+                         "DRC\\x01, and formats 2 and 3)")
+    if not data or data[0] not in MAGICS:
         raise CodecError("not a .drc file (no DRC header)")
     if len(data) < 1 + WORD_BYTES:
         raise CodecError(f"truncated .drc file: {len(data)} bytes, shorter than its header")
@@ -190,7 +196,7 @@ def read_header(data: bytes) -> tuple[Header, int]:
         raise CodecError(f"truncated .drc file: {len(data)} bytes, shorter than its {end}-byte header")
     fields["sigma_max"], fields["sigma_min"] = FLOAT16.unpack_from(data, offset)
     (fields["fingerprint"],) = TAG.unpack_from(data, offset + FLOAT16.size)
-    return Header(**fields, block_log2=0, version=2), end
+    return Header(**fields, block_log2=0, version=MAGICS[data[0]]), end
 
 
 def header_bytes(data: bytes) -> int:
@@ -256,22 +262,26 @@ def min_chunks(block_size: int, dims: int) -> int:
 
 def step_floats(header: Header, chunks: int) -> int:
     """The candidate values the decoder draws for one step of `chunks` chunks: format 1 one block per chunk,
-    block size x dims; format 2 at most one block of R candidates per chunk, min(K, chunks x R) x dims."""
+    block size x dims; format 2 at most one block of R candidates per chunk, min(K, chunks x R) x dims; format 3 at
+    most one block of R pool rows per chunk, min(K, chunks x R) x ceil(dims / chunks)."""
     if header.version == 1:
         return min(2**header.block_log2, header.candidates) * header.dims
-    return min(header.candidates, chunks * step_block_size(header.candidates, header.dims)) * header.dims
+    if header.version == 2:
+        return min(header.candidates, chunks * step_block_size(header.candidates, header.dims)) * header.dims
+    width = pool_width(header.dims, chunks)
+    return min(header.candidates, chunks * step_block_size(header.candidates, width)) * width
 
 
 def check_blocks(steps: Sequence[StepSymbols], header: Header) -> None:
     """A CodecError unless every step's candidate blocks stay within MAX_BLOCK_FLOATS (what a candidate allocates;
-    format 2's blocks are within it by construction) and the file's candidates within MAX_FILE_FLOATS (what decoding
-    it costs)."""
+    the blocks of formats 2 and 3 are within it by construction) and the file's candidates within MAX_FILE_FLOATS
+    (what decoding it costs)."""
     total = sum(step_floats(header, symbols.chunks) for symbols in steps)
     if total > MAX_FILE_FLOATS:
         raise CodecError(f".drc file of {len(steps)} steps of {header.dims} dimensions and {header.candidates} "
                          f"candidates per chunk: decoding would draw {total} candidate values, above the limit "
                          f"{MAX_FILE_FLOATS} (2^34)")
-    if header.version == 2:
+    if header.version >= 2:
         return
     block_size = min(2**header.block_log2, header.candidates)
     for step, symbols in enumerate(steps):

@@ -8,7 +8,7 @@ import copy
 import logging
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +20,8 @@ from dirac.compression.bitstream import (FORMAT_VERSION, PRNGS, Header, StepSymb
 from dirac.compression.chunking import Chunking, partition, permutation
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import Ladder
-from dirac.compression.pfr import aim_gain, aimed_select, candidate, pfr_select, step_candidates, step_select
+from dirac.compression.pfr import (aim_gain, aimed_select, candidate, pfr_select, pooled_candidates, pooled_select,
+                                   step_candidates, step_select)
 from dirac.precision import autocast_off, in_float32
 from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
@@ -51,6 +52,21 @@ def step_kl_bits(mu: Tensor) -> float:
     return 0.5 * float(mu.double().square().sum()) / LN2
 
 
+def steps_within(sizes: Sequence[int], target: float, pixels: int, levels: int) -> tuple[int, str]:
+    """(k, why): k, the most steps whose file (of `sizes` bytes after 1, 2, ... steps) is within `target` bits per pixel,
+    and why the target is out of reach ('' when it is not): below the first step's file, or above the whole ladder's
+    (of `levels` steps). The rule of `Codec.encode(bpp=)` and of the compression task's rates."""
+    rates = [8 * size / pixels for size in sizes]
+    fitting = sum(rate <= target for rate in rates)
+    if rates[0] > target:
+        return fitting, (f"one step already takes {rates[0]:.4g} bpp, above the target {target:g} bpp (a smaller "
+                         "image pays more for the .drc header; raise ladder.sigma_max or the target)")
+    if len(rates) == levels and rates[-1] < target:
+        return fitting, (f"the whole ladder ({levels} steps) takes {rates[-1]:.4g} bpp, below the target {target:g} "
+                         "bpp (lower ladder.sigma_min or the target)")
+    return fitting, ""
+
+
 @dataclass(frozen=True)
 class Encoding:
     """A .drc file and what the encoder knows: x_s as the decoder rebuilds it, s, per-step KL bits, chunk counts,
@@ -75,14 +91,14 @@ class Codec:
     """Encoder and decoder around a denoiser D(x, sigma) (VE, [0, 1] data; SPEC §3), a noise ladder, a chunking rule
     and a shared seed. `channels`/`size_multiple` (when known) are the geometry the model accepts (sides multiples
     of `size_multiple`); `unit_range=False` admits any finite values (a Gaussian source). `version`: the .drc format
-    written (2; 1 for readers from before format 2, whose ladder is stored in float32 and whose chunks draw their own
-    candidates); both are read."""
+    written (3: the chunks of a step share one pool of candidate rows; 2: they share one K x dims candidate matrix;
+    1: each chunk draws its own candidates and the ladder is stored in float32); all three are read."""
 
     def __init__(self, denoiser: nn.Module, ladder: Ladder | None = None, chunking: Chunking | None = None,
                  seed: int = 0, prng: str = "cpu", channels: int | None = None, size_multiple: int | None = None,
                  unit_range: bool = True, version: int = FORMAT_VERSION) -> None:
-        if prng not in PRNGS or not 0 <= int(seed) < 2**32 or version not in (1, 2):
-            raise CodecError(f"prng must be one of {PRNGS}, seed in [0, 2^32) and version 1 or 2, got {prng!r}, "
+        if prng not in PRNGS or not 0 <= int(seed) < 2**32 or version not in (1, 2, 3):
+            raise CodecError(f"prng must be one of {PRNGS}, seed in [0, 2^32) and version 1, 2 or 3, got {prng!r}, "
                              f"{seed!r}, {version!r}")
         if prng == "cuda" and not torch.cuda.is_available():
             raise CodecError("prng=cuda needs a CUDA GPU")
@@ -160,17 +176,19 @@ class Codec:
         if bpp is not None and not bpp > 0:
             raise CodecError(f"bpp must be > 0, got {bpp}")
         sigmas, pixels = self.ladder.sigmas(), x0.shape[1] * x0.shape[2]
-        x, symbols, kls, shifts, data = None, [], [], [], b""
+        x, symbols, kls, shifts, data, sizes = None, [], [], [], b"", []
         for step in range(steps or levels):
             mean, std = self.prior(step, x, sigmas, x0)
             target = x0 if step == 0 else x0 + (sigmas[step] / sigmas[step - 1]) ** 2 * (x - x0)
             step_symbols, noise, step_shifts = self.code_step(step, (target - mean) / std)
             if bpp is not None:
                 longer = self.pack(x0.shape, [*symbols, step_symbols])
-                if 8 * len(longer) / pixels > bpp:
+                sizes.append(len(longer))
+                fitting, why = steps_within(sizes, bpp, pixels, levels)
+                if fitting < len(sizes):
                     if symbols:
                         break
-                    log.warning("one step already takes %.3f bpp, above the target %g", 8 * len(longer) / pixels, bpp)
+                    log.warning("%s; the file keeps its first step", why)
                 data = longer
             x = mean + std * noise.view_as(mean)
             symbols.append(step_symbols)
@@ -193,7 +211,8 @@ class Codec:
             indices, noise, shifts = self.select_chunks(step, flat, chunks)
         else:
             order, noise = permutation(self.seed, step, dims).to(flat.device), torch.empty_like(flat)
-            selection = step_select(flat[order], chunks, self.seed, step, candidates, self.chunking.aim)
+            select = step_select if self.version == 2 else pooled_select
+            selection = select(flat[order], chunks, self.seed, step, candidates, self.chunking.aim)
             indices, shifts = selection.indices, selection.shifts
             noise[order] = selection.sample
         if self.chunking.aim and chunks == 1:  # the one chunk's Zipf level from the KL of the target PFR was aimed at
@@ -234,7 +253,7 @@ class Codec:
             raise CodecError("the file's shared randomness was drawn on CUDA; decode it on a machine with a CUDA GPU")
         codec = copy.copy(self)
         codec.ladder = Ladder(header.sigma_max, header.sigma_min, header.levels)
-        block_log2 = header.block_log2 if header.version == 1 else Chunking.block_log2  # format 2: unused
+        block_log2 = header.block_log2 if header.version == 1 else Chunking.block_log2  # formats 2, 3: unused
         codec.chunking = Chunking(header.chunk_kl, header.pad, header.max_log2, block_log2)
         codec.seed, codec.prng, codec.version = header.seed, PRNGS[header.prng], header.version
         symbols = decode_payload(payload, header.steps, codec.chunking.candidates, header.chunk_kl, header.dims)
@@ -268,8 +287,9 @@ class Codec:
     def regenerate(self, step: int, symbols: StepSymbols, dims: int) -> Tensor:
         """The step's noise vector rebuilt from its indices: candidate X_N of each chunk in the chunk's dims."""
         noise = torch.empty(dims, device=self.prng)
-        if self.version == 2:
-            noise[permutation(self.seed, step, dims).to(noise.device)] = step_candidates(
+        if self.version >= 2:
+            regenerate = step_candidates if self.version == 2 else pooled_candidates
+            noise[permutation(self.seed, step, dims).to(noise.device)] = regenerate(
                 self.seed, step, list(symbols.indices), self.chunking.candidates, dims, self.prng)
             return noise.to(self.device)
         for chunk, (group, index) in enumerate(zip(partition(self.seed, step, dims, symbols.chunks), symbols.indices)):

@@ -265,3 +265,102 @@ def step_candidates(seed: int, step: int, indices: list[int], count: int, dims: 
         candidates = step_block(seed, step, block, stop - start, dims, device)
         sample[positions] = candidates.take(positions * (stop - start) + wanted[positions] - start)
     return sample
+
+
+# -- format 3: one pool of candidate rows per step, shared by its chunks -------------------------------------------
+POOL = -4  # the chunk-level tag of a format-3 step's blocks of pool rows
+SHIFTS = -5  # the chunk-level tag of a format-3 step's per-chunk row shifts
+GROUP_FLOATS = 2**20  # scores of one format-3 group of chunks x one block of rows held at once (4 MiB)
+
+
+def pool_width(dims: int, chunks: int) -> int:
+    """s = ceil(dims / chunks), the length of a format-3 pool row: the largest chunk (a smaller one uses its head)."""
+    return -(-dims // chunks)
+
+
+def pool_shifts(seed: int, step: int, chunks: int, count: int) -> Tensor:
+    """r_c, the row shift of every chunk of a format-3 step, `(chunks,)` long: runs of a random permutation of 0..K-1
+    seeded by (seed, step, SHIFTS), so no two of any K consecutive chunks map an index to the same row (low-KL chunks,
+    whose indices are mostly 0, would otherwise share their noise)."""
+    generator = torch.Generator().manual_seed(stable_seed(seed, step, SHIFTS))
+    runs = [torch.randperm(count, generator=generator) for _ in range(-(-chunks // count))]
+    return torch.cat(runs)[:chunks]
+
+
+def pool_block(seed: int, step: int, block: int, rows: int, width: int, device: torch.device | str = "cpu") -> Tensor:
+    """Rows [block R, block R + rows) of a format-3 step's pool of K rows X_j ~ N(0, I_s), `(rows, width)` float32,
+    from a generator seeded by (seed, step, POOL, block) (SPEC §3 shared randomness)."""
+    generator = torch.Generator(device=device).manual_seed(stable_seed(seed, step, POOL, block))
+    return torch.randn(rows, width, generator=generator, device=device, dtype=torch.float32)
+
+
+def as_chunk_rows(values: Tensor, chunks: int) -> Tensor:
+    """`(chunks, s)`: chunk c's `tensor_split` group of `values` `(dims,)` as row c, zero-padded to s = `pool_width`."""
+    dims = values.numel()
+    size, larger = divmod(dims, chunks)
+    rows = values.new_zeros(chunks, pool_width(dims, chunks))
+    split = larger * (size + 1)
+    if larger:
+        rows[:larger] = values[:split].view(larger, size + 1)
+    rows[larger:, :size] = values[split:].view(chunks - larger, size)
+    return rows
+
+
+def from_chunk_rows(rows: Tensor, dims: int) -> Tensor:
+    """`(dims,)`: the inverse of `as_chunk_rows`, each chunk's row cut to the chunk's size."""
+    chunks = rows.shape[0]
+    size, larger = divmod(dims, chunks)
+    return torch.cat([rows[:larger].flatten(), rows[larger:, :size].flatten()])
+
+
+@in_float32
+def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim: bool) -> StepSelection:
+    """Format-3 PFR of all chunks of one step (SPEC §3 RCC by PFR): the step draws one pool of K rows X_j ~ N(0, I_s),
+    s = ceil(dims / chunks), and chunk c's candidate n is the head of row (n + r_c) mod K, so each chunk runs truncated
+    PFR over K i.i.d. candidates with its own arrivals, N_c = argmin_n log T_{c,n} - X . h_c mu_c (h_c = `aim_gain`
+    when `aim`), at K x s normals per step instead of format 2's K x dims. `mu` `(dims,)` in partition order."""
+    mu = mu.detach().to(torch.float32).flatten()
+    dims, device = mu.numel(), mu.device
+    targets = as_chunk_rows(mu, chunks)
+    squared_norms = targets.double().square().sum(1)
+    gains = aim_gains(squared_norms.sqrt().cpu().numpy(), count) if aim else np.ones(chunks)
+    scaled = targets * torch.as_tensor(gains, dtype=torch.float32, device=device)[:, None]
+    log_times = step_arrival_log_times(seed, step, chunks, count, device)
+    shifts = pool_shifts(seed, step, chunks, count).to(device)
+    width = targets.shape[1]
+    size = step_block_size(count, width)
+    group = max(1, GROUP_FLOATS // size)
+    best = torch.full((chunks,), math.inf, device=device)
+    rows, sample = torch.zeros(chunks, dtype=torch.long, device=device), torch.zeros_like(targets)
+    for block in range(count // size):
+        candidates = pool_block(seed, step, block, size, width, device)
+        offsets = torch.arange(block * size, (block + 1) * size, device=device)
+        for first in range(0, chunks, group):
+            part = slice(first, first + group)
+            arrivals = log_times[part].gather(1, (offsets[None, :] - shifts[part, None]) % count)
+            scores = arrivals - scaled[part] @ candidates.T
+            score, column = scores.min(1)
+            better = score < best[part]
+            best[part] = torch.where(better, score, best[part])
+            rows[part] = torch.where(better, column + block * size, rows[part])
+            sample[part] = torch.where(better[:, None], candidates[column], sample[part])
+    indices = (rows - shifts) % count
+    shifts_realised = torch.where(squared_norms > 0, (sample.double() * targets.double()).sum(1)
+                                  / squared_norms.clamp_min(1e-300), 1.0)
+    return StepSelection(indices.tolist(), from_chunk_rows(sample, dims), shifts_realised.tolist())
+
+
+def pooled_candidates(seed: int, step: int, indices: list[int], count: int, dims: int,
+                      device: torch.device | str = "cpu") -> Tensor:
+    """`(dims,)` float32 in partition order: chunk c's candidate, pool row (N_c + r_c) mod K of a format-3 step, the
+    decoder's regeneration; only the blocks holding a chosen row are drawn."""
+    chunks = len(indices)
+    width = pool_width(dims, chunks)
+    size = step_block_size(count, width)
+    rows = (torch.tensor(indices) + pool_shifts(seed, step, chunks, count)) % count
+    sample = torch.empty(chunks, width, dtype=torch.float32, device=device)
+    for block in (rows // size).unique().tolist():
+        chosen = (rows // size == block).nonzero().flatten()
+        sample[chosen.to(device)] = pool_block(seed, step, block, size, width, device)[(rows[chosen] - block * size)
+                                                                                        .to(device)]
+    return from_chunk_rows(sample, dims)

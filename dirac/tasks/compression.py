@@ -23,7 +23,8 @@ from PIL import Image, features
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from dirac.compression import Chunking, Codec, CodecError, Encoding, Ladder, header_bytes, read_header
+from dirac.compression import (Chunking, Codec, CodecError, Encoding, Ladder, header_bytes, read_header,
+                               steps_within)
 from dirac.compression.files import read_image, scan_inputs, write_bytes
 from dirac.precision import autocast_off
 from dirac.methods.base import Method
@@ -320,19 +321,6 @@ def flat_name(name: str) -> str:
     return Path(name).with_suffix("").as_posix().replace("/", "__")
 
 
-def steps_within(sizes: Sequence[int], target: float, pixels: int, levels: int) -> tuple[int, str]:
-    """(k, '') for the most steps whose file (of `sizes` bytes after 1, 2, ... steps) is within `target` bpp, or
-    (0, why) when the target is below the first step's file or above the whole ladder's."""
-    rates = [8 * size / pixels for size in sizes]
-    if rates[0] > target:
-        return 0, (f"one step already takes {rates[0]:.4g} bpp, above the target {target:g} bpp (a smaller image "
-                   "pays more for the .drc header; raise ladder.sigma_max or the target)")
-    if len(rates) == levels and rates[-1] < target:
-        return 0, (f"the whole ladder ({levels} steps) takes {rates[-1]:.4g} bpp, below the target {target:g} bpp "
-                   f"(lower ladder.sigma_min or the target)")
-    return sum(rate <= target for rate in rates), ""
-
-
 class CompressionEvaluation(L.LightningModule):
     """The test loop of the compression task on one image set (runs under the run's Trainer: devices, DDP, loggers);
     metric and bpp accumulators are torchmetrics states, summed over DDP ranks. Rows are `<row>@<images>` when the
@@ -390,8 +378,8 @@ class CompressionEvaluation(L.LightningModule):
         prefixes = [codec.pack(tuple(image.shape), symbols[:k]) for k in range(1, len(symbols) + 1)]
         counts = {steps_rate(k): k for k in task.steps}
         for bpp in task.bpps:
-            counts[bpp_rate(bpp)], why = steps_within(list(map(len, prefixes)), bpp, image[0].numel(),
-                                                      codec.ladder.levels)
+            fitting, why = steps_within(list(map(len, prefixes)), bpp, image[0].numel(), codec.ladder.levels)
+            counts[bpp_rate(bpp)] = 0 if why else fitting
             if why:
                 log.warning("%s: no file at %g bpp (%s): %s", name, bpp, self._path(name, bpp_rate(bpp)).name, why)
         files = {rate: prefixes[k - 1] for rate, k in counts.items() if k}

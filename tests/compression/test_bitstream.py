@@ -1,5 +1,5 @@
-"""The .drc bitstream (SPEC §3): header and symbols round-trip in both formats, format 2's header layout and size,
-and every malformed file is a CodecError."""
+"""The .drc bitstream (SPEC §3): header and symbols round-trip in every format, the header layout and size of formats
+2 and 3, and every malformed file is a CodecError."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from dataclasses import replace
 import pytest
 
 from dirac.compression import CodecError, Header, StepSymbols, header_bytes, pack_file, read_header, unpack_file
-from dirac.compression.bitstream import HEADER, MAGIC_2, decode_payload, encode_payload
+from dirac.compression.bitstream import HEADER, MAGIC_2, MAGIC_3, decode_payload, encode_payload
 
 FINGERPRINT = 0xDEADBEEF
-HEAD = Header(3, 8, 12, FINGERPRINT, 2.0, 0.015625, 32, 8, 2, 16, 0, 0, 42, 3)
+HEAD = Header(3, 8, 12, FINGERPRINT, 2.0, 0.015625, 32, 8, 2, 16, 0, 0, 42, 3, version=2)
+HEAD_3 = replace(HEAD, version=3)
 HEAD_1 = replace(HEAD, block_log2=12, version=1)
 STEPS = [StepSymbols(1, 0, (0,)), StepSymbols(1, 5, (17,)), StepSymbols(4, 7, (3, 1023, 0, 9)),
          StepSymbols(2, 6, (1, 2))]
 
 
-@pytest.mark.parametrize("head", [HEAD, HEAD_1], ids=["format2", "format1"])
+@pytest.mark.parametrize("head", [HEAD_3, HEAD, HEAD_1], ids=["format3", "format2", "format1"])
 def test_symbols_and_header_round_trip(head):
     payload = encode_payload(STEPS, 1024, 8, 288)
     data = pack_file(head, payload)
@@ -36,12 +37,13 @@ def test_the_format_1_header_is_little_endian_with_magic_and_version():
     assert struct.unpack_from("<I", data, 9)[0] == FINGERPRINT
 
 
-def test_the_format_2_header_layout_and_size():
+@pytest.mark.parametrize(("head", "magic"), [(HEAD, MAGIC_2), (HEAD_3, MAGIC_3)], ids=["format2", "format3"])
+def test_the_format_2_and_3_header_layout_and_size(head, magic):
     """1 magic byte, the 40-bit word, varints C, H, W (not square), seed, two float16 sigmas, the 16-bit fingerprint,
     the CRC-32 over the full fingerprint, header and payload: 20 bytes here, 19 for a square image."""
     payload = encode_payload(STEPS, 1024, 8, 288)
-    data = pack_file(HEAD, payload)
-    assert data[0] == MAGIC_2 and header_bytes(data) == 20
+    data = pack_file(head, payload)
+    assert data[0] == magic and header_bytes(data) == 20
     word = int.from_bytes(data[1:6], "little")
     fields = [(0, 1), (1, 1), (2, 5), (7, 4), (11, 5), (16, 10), (26, 10), (36, 4)]
     assert [word >> shift & (2**bits - 1) for shift, bits in fields] == [0, 0, 8, 2, 16, 31, 2, 0]
@@ -49,8 +51,8 @@ def test_the_format_2_header_layout_and_size():
     assert struct.unpack_from("<eeH", data, 10) == (2.0, 0.015625, FINGERPRINT & 0xFFFF)
     crc = zlib.crc32(payload, zlib.crc32(data[:16], zlib.crc32(struct.pack("<I", FINGERPRINT))))
     assert struct.unpack_from("<I", data, 16)[0] == crc
-    square = pack_file(replace(HEAD, width=8, seed=300), payload)  # the width is left out, seed 300 takes 2 bytes
-    assert header_bytes(square) == 20 and read_header(square)[0] == replace(HEAD, width=8, seed=300, fingerprint=0xBEEF)
+    square = pack_file(replace(head, width=8, seed=300), payload)  # the width is left out, seed 300 takes 2 bytes
+    assert header_bytes(square) == 20 and read_header(square)[0] == replace(head, width=8, seed=300, fingerprint=0xBEEF)
 
 
 def test_fields_that_do_not_fit_format_2_are_refused_when_writing():
@@ -60,7 +62,7 @@ def test_fields_that_do_not_fit_format_2_are_refused_when_writing():
             pack_file(replace(HEAD, **{field: value}), b"")
 
 
-@pytest.mark.parametrize("head", [HEAD, HEAD_1], ids=["format2", "format1"])
+@pytest.mark.parametrize("head", [HEAD_3, HEAD, HEAD_1], ids=["format3", "format2", "format1"])
 def test_malformed_files_are_codec_errors(head):
     data = pack_file(head, encode_payload(STEPS, 1024, 8, 288))
     size = header_bytes(data)

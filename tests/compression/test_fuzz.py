@@ -17,7 +17,7 @@ from tests.compression.conftest import gaussian_source
 SECONDS_PER_FILE = 2.0
 
 
-@pytest.fixture(scope="module", params=[2, 1], ids=["format2", "format1"])
+@pytest.fixture(scope="module", params=[3, 2, 1], ids=["format3", "format2", "format1"])
 def made(request):
     """A tiny model (the exact 3x8x8 Gaussian denoiser), its codec and one 6-step file in each format."""
     denoiser, x0 = gaussian_source((3, 8, 8))

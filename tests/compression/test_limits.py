@@ -21,7 +21,7 @@ SHAPE, DIMS = (3, 8, 8), 192
 SECONDS = 1.0  # a refused file is refused before any candidate is drawn or the denoiser is called
 
 
-@pytest.fixture(scope="module", params=[2, 1], ids=["format2", "format1"])
+@pytest.fixture(scope="module", params=[3, 2, 1], ids=["format3", "format2", "format1"])
 def made(request):
     """The exact 3x8x8 Gaussian denoiser's codec and one real 4-step file of it, in each format."""
     denoiser, x0 = gaussian_source(SHAPE)
@@ -70,13 +70,14 @@ def test_the_block_limit_is_exactly_the_encoders_floor():
     assert min_chunks(1024, 3 * 256 * 256) == 3 and min_chunks(4096, 3 * 32 * 32) == 1  # the configs' settings
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_the_candidates_one_file_makes_the_decoder_draw_are_bounded(version):
     """The issue's slow forgery: 1023 steps of blocks of 2^20 candidates over 3x32x32 (hours of drawing), each step
-    within the block limit, is refused as a whole (format 2: 1023 steps of as many chunks as rows are drawn); the
-    default ladder at 256 px RGB is within the bound."""
+    within the block limit, is refused as a whole (format 2: 1023 steps of as many chunks as rows are drawn; format
+    3: 128 chunks of 24 dims, each in its own block of 2^13 pool rows, K x 24 floats a step); the default ladder at
+    256 px RGB is within the bound."""
     dims, block = 3 * 32 * 32, 2**20
-    chunks = min_chunks(block, dims) if version == 1 else dims
+    chunks = {1: min_chunks(block, dims), 2: dims, 3: 128}[version]
     steps = [StepSymbols(chunks, 19, (0,) * chunks)] * 1023
     with pytest.raises(CodecError, match="candidate values, above the limit"):
         check_blocks(steps, header(dims, block, version))
@@ -118,7 +119,7 @@ def test_a_file_claiming_more_steps_than_the_ladder_limit_is_refused_before_any_
                                                       (1.0, 1e-30), (1.0, -1.0), (1.0, 2.0)])
 def test_sigmas_outside_the_range_are_refused(made, sigma_max, sigma_min):
     codec, data = made
-    if codec.version == 2 and sigma_max == 3e38:  # beyond float16: format 2 cannot hold it; its largest finite value
+    if codec.version >= 2 and sigma_max == 3e38:  # beyond float16: formats 2, 3 cannot hold it; their largest finite
         sigma_max = 65504.0
     refused(codec, forge_file(data, codec.fingerprint, sigma_max=sigma_max, sigma_min=sigma_min),
             "outside the .drc limits")
