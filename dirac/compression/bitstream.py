@@ -129,7 +129,8 @@ def _pack_header_2(header: Header) -> bytes:
         floats = FLOAT16.pack(header.sigma_max, header.sigma_min)
     except (OverflowError, struct.error) as error:
         raise CodecError(f"sigma_max={header.sigma_max}, sigma_min={header.sigma_min} do not fit float16") from error
-    return (bytes([MAGIC_2 + header.version - 2]) + word.to_bytes(WORD_BYTES, "little") + b"".join(map(varint, sizes)) + floats
+    magic = MAGIC_2 + header.version - 2
+    return (bytes([magic]) + word.to_bytes(WORD_BYTES, "little") + b"".join(map(varint, sizes)) + floats
             + TAG.pack(header.fingerprint & 0xFFFF))
 
 

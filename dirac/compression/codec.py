@@ -21,7 +21,7 @@ from dirac.compression.chunking import Chunking, partition, permutation
 from dirac.compression.errors import CodecError
 from dirac.compression.ladder import Ladder
 from dirac.compression.pfr import (aim_gain, aimed_select, candidate, pfr_select, pooled_candidates, pooled_select,
-                                   step_candidates, step_select)
+                                   segment_sums, step_candidates, step_select)
 from dirac.precision import autocast_off, in_float32
 from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
 
@@ -53,9 +53,9 @@ def step_kl_bits(mu: Tensor) -> float:
 
 
 def steps_within(sizes: Sequence[int], target: float, pixels: int, levels: int) -> tuple[int, str]:
-    """(k, why): k, the most steps whose file (of `sizes` bytes after 1, 2, ... steps) is within `target` bits per pixel,
-    and why the target is out of reach ('' when it is not): below the first step's file, or above the whole ladder's
-    (of `levels` steps). The rule of `Codec.encode(bpp=)` and of the compression task's rates."""
+    """(k, why): k, the most steps whose file (of `sizes` bytes after 1, 2, ... steps) is within `target` bits per
+    pixel, and why the target is out of reach ('' when it is not): below the first step's file, or above the whole
+    ladder's (of `levels` steps). The rule of `Codec.encode(bpp=)` and of the compression task's rates."""
     rates = [8 * size / pixels for size in sizes]
     fitting = sum(rate <= target for rate in rates)
     if rates[0] > target:
@@ -70,8 +70,8 @@ def steps_within(sizes: Sequence[int], target: float, pixels: int, levels: int) 
 @dataclass(frozen=True)
 class Encoding:
     """A .drc file and what the encoder knows: x_s as the decoder rebuilds it, s, per-step KL bits, chunk counts,
-    the realised shifts f of every chunk and the noise level x_s really carries, ||x_s - x0|| / sqrt(C H W) (SPEC §3
-    diagnostics; s itself when the PFR samples are exact)."""
+    the realised shifts f of every chunk, the noise level x_s really carries, ||x_s - x0|| / sqrt(C H W), and the KL
+    bits of every chunk of every step (SPEC §3 diagnostics; the rate check's `format_overhead_bits`)."""
 
     data: bytes
     x_s: Tensor
@@ -79,7 +79,8 @@ class Encoding:
     kl_bits: list[float]
     chunks: list[int]
     shifts: list[float]
-    realised_sigma: float = math.nan
+    realised_sigma: float
+    chunk_kl_bits: list[list[float]]
 
     @property
     def bits(self) -> int:
@@ -176,11 +177,11 @@ class Codec:
         if bpp is not None and not bpp > 0:
             raise CodecError(f"bpp must be > 0, got {bpp}")
         sigmas, pixels = self.ladder.sigmas(), x0.shape[1] * x0.shape[2]
-        x, symbols, kls, shifts, data, sizes = None, [], [], [], b"", []
+        x, symbols, kls, chunk_kls, shifts, data, sizes = None, [], [], [], [], b"", []
         for step in range(steps or levels):
             mean, std = self.prior(step, x, sigmas, x0)
             target = x0 if step == 0 else x0 + (sigmas[step] / sigmas[step - 1]) ** 2 * (x - x0)
-            step_symbols, noise, step_shifts = self.code_step(step, (target - mean) / std)
+            step_symbols, noise, step_shifts, step_chunk_kls = self.code_step(step, (target - mean) / std)
             if bpp is not None:
                 longer = self.pack(x0.shape, [*symbols, step_symbols])
                 sizes.append(len(longer))
@@ -193,24 +194,29 @@ class Codec:
             x = mean + std * noise.view_as(mean)
             symbols.append(step_symbols)
             kls.append(step_kl_bits((target - mean) / std))
+            chunk_kls.append(step_chunk_kls)
             shifts.extend(step_shifts)
             if progress is not None:
                 progress(step + 1, steps or levels)
         data = data if bpp is not None else self.pack(x0.shape, symbols)
         realised = float((x - x0).double().square().mean().sqrt())
-        return Encoding(data, x, sigmas[len(symbols) - 1], kls, [s.chunks for s in symbols], shifts, realised)
+        return Encoding(data, x, sigmas[len(symbols) - 1], kls, [s.chunks for s in symbols], shifts, realised,
+                        chunk_kls)
 
-    def code_step(self, step: int, mu: Tensor) -> tuple[StepSymbols, Tensor, list[float]]:
+    def code_step(self, step: int, mu: Tensor) -> tuple[StepSymbols, Tensor, list[float], list[float]]:
         """PFR for every chunk of one step's target mu = (mu_q - mu_p) / sqrt(v): the symbols, the chosen noise
-        (flattened, what the decoder regenerates) and each chunk's realised shift f."""
+        (flattened, what the decoder regenerates), each chunk's realised shift f and each chunk's KL bits."""
         flat = mu.flatten().to(self.prng)
         kl, dims, candidates = step_kl_bits(flat), flat.numel(), self.chunking.candidates
         chunks = self.chunking.count(kl, dims)
         if self.version == 1:
             chunks = max(chunks, min_chunks(self.chunking.block_size, dims))
+        order = permutation(self.seed, step, dims).to(flat.device)  # chunk c: the c-th tensor_split group of it
+        chunk_kls = (segment_sums(flat[order].double().square()[:, None], chunks)[:, 0] / (2 * LN2)).tolist()
+        if self.version == 1:
             indices, noise, shifts = self.select_chunks(step, flat, chunks)
         else:
-            order, noise = permutation(self.seed, step, dims).to(flat.device), torch.empty_like(flat)
+            noise = torch.empty_like(flat)
             select = step_select if self.version == 2 else pooled_select
             selection = select(flat[order], chunks, self.seed, step, candidates, self.chunking.aim)
             indices, shifts = selection.indices, selection.shifts
@@ -218,7 +224,7 @@ class Codec:
         if self.chunking.aim and chunks == 1:  # the one chunk's Zipf level from the KL of the target PFR was aimed at
             kl *= aim_gain(math.sqrt(2 * LN2 * kl), candidates) ** 2
         symbols = StepSymbols(chunks, self.chunking.level(kl, chunks), tuple(indices))
-        return symbols, noise.to(self.device), shifts
+        return symbols, noise.to(self.device), shifts, chunk_kls
 
     def select_chunks(self, step: int, flat: Tensor, chunks: int) -> tuple[list[int], Tensor, list[float]]:
         """Format 1: PFR chunk by chunk, each from its own candidates: the indices, the noise and the shifts."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -98,29 +99,55 @@ def index_bits(kl_bits: float, level: int, count: int, aim: bool) -> tuple[float
     log2 sum_{r <= K} r^-a, the truncated Zipf code of its level (a = `zipf_exponent`) at the rank of truncated PFR's
     winner (`winner_log2_rank`), for a chunk of `kl_bits` whose target is aimed (`aim_gain`) when `aim`."""
     m = math.sqrt(2 * LN2 * kl_bits)
+    mean, spread = winner_log2_rank(m * (aim_gain(m, count) if aim else 1.0), count)
+    return _zipf_code(mean, spread, level, count)
+
+
+def _zipf_code(log2_rank: float | np.ndarray, spread: float | np.ndarray, level: int, count: int) -> tuple:
+    """(mean, std) of the truncated Zipf code length of an index whose log2(1 + rank) has this mean and spread."""
     exponent = zipf_exponent(level)
     normaliser = float((np.arange(1, count + 1, dtype=np.float64) ** -exponent).sum())
-    mean, spread = winner_log2_rank(m * (aim_gain(m, count) if aim else 1.0), count)
-    return exponent * mean + math.log2(normaliser), exponent * spread
+    return exponent * log2_rank + math.log2(normaliser), exponent * spread
 
 
-def step_overhead_bits(steps: Sequence[StepSymbols], kl_bits: Sequence[float], chunking: Chunking) -> list[float]:
+@lru_cache(maxsize=16)
+def _rank_table(count: int, aim: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chunk KL grid in bits, mean, std of log2(1 + T_N)) at every whole bit from 0 to log2 K + 4."""
+    grid = np.arange(0.0, math.log2(count) + 5)
+    moments = [winner_log2_rank(m * (aim_gain(m, count) if aim else 1.0), count)
+               for m in np.sqrt(2 * LN2 * grid)]
+    return grid, *map(np.array, zip(*moments))
+
+
+def chunk_index_bits(kl_bits: Sequence[float], level: int, count: int, aim: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`index_bits` of every chunk of a step at once, each at its own KL (interpolated between whole bits; beyond the
+    grid the last two points' line)."""
+    grid, means, spreads = _rank_table(count, aim)
+    kl = np.asarray(kl_bits, dtype=np.float64)
+    slope = (means[-1] - means[-2], spreads[-1] - spreads[-2])
+    beyond = np.maximum(kl - grid[-1], 0.0)
+    mean = np.interp(kl, grid, means) + slope[0] * beyond
+    spread = np.interp(kl, grid, spreads) + slope[1] * beyond
+    return _zipf_code(mean, spread, level, count)
+
+
+def step_overhead_bits(steps: Sequence[StepSymbols], chunk_kl_bits: Sequence[Sequence[float]],
+                       chunking: Chunking) -> list[float]:
     """Per step k, the payload bits it spends beyond KL_k: 2 floor(log2(zigzag(n_k - n_{k-1}) + 1)) + 1 (its chunk
-    count, n_{-1} = 1) + [n_k = 1] log2(chunk_kl + 1) (its level) + n_k (index_bits(KL_k / n_k) - KL_k / n_k) (its
-    indices, each chunk taken at the step's mean chunk KL)."""
+    count, n_{-1} = 1) + [n_k = 1] log2(chunk_kl + 1) (its level) + sum_c (index_bits(KL_{k,c}) - KL_{k,c}) (its
+    indices, each chunk at its own KL)."""
     overheads, previous = [], 1
-    for symbols, kl in zip(steps, kl_bits):
-        chunk_kl = kl / symbols.chunks
+    for symbols, chunk_kls in zip(steps, chunk_kl_bits):
+        index_means = chunk_index_bits(chunk_kls, symbols.level, chunking.candidates, chunking.aim)[0]
         overheads.append(2 * ((zigzag(symbols.chunks - previous) + 1).bit_length() - 1) + 1
                          + (math.log2(chunking.chunk_kl + 1) if symbols.chunks == 1 else 0.0)
-                         + symbols.chunks * (index_bits(chunk_kl, symbols.level, chunking.candidates, chunking.aim)[0]
-                                             - chunk_kl))
+                         + float(index_means.sum() - sum(chunk_kls)))
         previous = symbols.chunks
     return overheads
 
 
-def format_overhead_bits(steps: Sequence[StepSymbols], kl_bits: Sequence[float], chunking: Chunking,
+def format_overhead_bits(steps: Sequence[StepSymbols], chunk_kl_bits: Sequence[Sequence[float]], chunking: Chunking,
                          header_bytes: int) -> float:
     """The bits a .drc file spends beyond sum_k KL_k (SPEC §3 rate check; the file is about sum KL plus this):
     8 x header bytes + 16 (the range coder's last 32-bit word, half filled on average) + sum of `step_overhead_bits`."""
-    return 8.0 * header_bytes + LAST_WORD_BITS + sum(step_overhead_bits(steps, kl_bits, chunking))
+    return 8.0 * header_bytes + LAST_WORD_BITS + sum(step_overhead_bits(steps, chunk_kl_bits, chunking))
