@@ -8,7 +8,7 @@ from the residual's noise level instead of the ladder's), the rho = 1 PF-ODE's M
 bits an ideal code needs for that MSE; the single figure of merit) and the encode seconds per image on this CPU.
 
 Run: PYTHONPATH=. .venv/bin/python experiments/rcc_operating_point.py [--settings 8,2 8,4 ...] [--seeds 0 1]
-[--formats 1 2] (the table below: format 1, the file with its 38-byte header; "bits" is the file size per image)
+[--formats 1 2 3] (the table below: format 1, the file with its 38-byte header; "bits" is the file size per image)
 
 Measured (the defaults: 3x32x32, ladder 1 -> 0.05 in 24 levels, seeds 0 and 1, one thread of this 2-core CPU; columns
 in the order above, "gauss" N(0.5, 0.02 I), "heavy" the log-normal variances):
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--shape", nargs=3, type=int, default=[3, 32, 32])
     parser.add_argument("--levels", type=int, default=24)
     parser.add_argument("--sigma-min", type=float, default=0.05)
-    parser.add_argument("--formats", nargs="+", type=int, default=[2], choices=[1, 2], help=".drc formats written")
+    parser.add_argument("--formats", nargs="+", type=int, default=[3], choices=[1, 2, 3], help=".drc formats written")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ladder = Ladder(1.0, args.sigma_min, args.levels)
