@@ -52,3 +52,10 @@ def test_a_users_folder_replaces_the_embedded_split_whole(experiment, tmp_path):
     write_numbered(tmp_path / "mine", 4)
     cfg = compose_config([f"experiment={experiment}", "data=folder", f"data.root={tmp_path / 'mine'}"], tmp_path / "run")
     assert isinstance(instantiate(cfg.data).source, FolderSource)
+
+
+def test_the_paper_loss_is_one_group_choice_away_from_the_default(tmp_path):
+    """The default's floor and power live in its loss and severity files: choosing others leaves none behind."""
+    cfg = compose_config(["experiment=quickstart", "loss=clean", "severity=uniform"], tmp_path / "run")
+    loss, severity = instantiate(cfg.loss), instantiate(cfg.severity)
+    assert (loss.delta_t, loss.per_image, severity.power) == (1.0, "squared", 0.0)
