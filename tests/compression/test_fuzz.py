@@ -10,6 +10,7 @@ import time
 from dataclasses import fields, replace
 
 import pytest
+import torch
 
 from dirac.compression import Chunking, Codec, CodecError, Ladder, header_bytes, pack_file, unpack_file
 from tests.compression.conftest import gaussian_source
@@ -75,9 +76,12 @@ def run_fuzz(codec: Codec, data: bytes, count: int, seed: int) -> None:
         assert time.perf_counter() - start < SECONDS_PER_FILE, (trial, forged)
 
 
-def test_the_intact_file_decodes(made):
+def test_the_intact_file_decodes_to_the_encoders_x_s(made):
+    """The untouched file (the baseline of the corruptions below) rebuilds the encoder's x_s bit for bit."""
     codec, data = made
-    codec.decode_noisy(data)
+    encoding = codec.encode(gaussian_source((3, 8, 8))[1])
+    x_s, sigma = codec.decode_noisy(data)
+    assert encoding.data == data and torch.equal(x_s, encoding.x_s) and sigma == encoding.sigma
 
 
 def test_corrupted_files_raise_codec_errors(made):
