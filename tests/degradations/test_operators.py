@@ -15,7 +15,8 @@ from dirac.degradations import (
     GaussianInpainting,
     Identity,
 )
-from dirac.degradations.operators import LinearOperator, reflect_pad_adjoint
+from dirac.degradations.blur import reflect_pad_adjoint
+from dirac.degradations.operators import LinearOperator
 
 from .conftest import REGISTRY, SIZE
 
