@@ -47,7 +47,8 @@ class GaussianBlur(ScheduledDegradation):
             raise ValueError(f"need 0 <= std_min < std_max, got {std_min}, {std_max}")
         if reference_size < 1 or image_size < 4:
             raise ValueError(f"need reference_size >= 1 and image_size >= 4, got {reference_size}, {image_size}")
-        super().__init__(channels, image_size, std_min, std_max, default_blur_schedule() if schedule is None else schedule)
+        super().__init__(channels, image_size, std_min, std_max,
+                         default_blur_schedule() if schedule is None else schedule)
         self.kernel_size = int(kernel_size)
         self.std_min, self.std_max = float(std_min), float(std_max)
         self.reference_size = int(reference_size)
@@ -56,7 +57,8 @@ class GaussianBlur(ScheduledDegradation):
         self.register_buffer("offsets", torch.arange(size, dtype=torch.get_default_dtype()) - size // 2)
 
     def kernels(self, c: Tensor) -> Tensor:
-        """Normalised 1-D kernels `(B, K)` for severities `c` (reference-size stds, rescaled so c = std_min is a delta)."""
+        """Normalised 1-D kernels `(B, K)` for severities `c` (reference-size stds,
+        rescaled so c = std_min is a delta)."""
         std = (c - self.std_min) / (self.std_max - self.std_min) * (self.std_max * self.scale)
         std = std.clamp(min=STD_FLOOR)
         weights = torch.exp(-self.offsets.to(c.dtype) ** 2 / (2 * std[:, None] ** 2))
@@ -154,7 +156,8 @@ def reflect_pad_adjoint(z: Tensor, pad: int) -> Tensor:
 
 
 def blur_matrices(kernels: Tensor, size: int) -> Tensor:
-    """Per-image `(B, n, n)` matrices of the 1-D reflect-padded correlation with each kernel, built from the identity."""
+    """Per-image `(B, n, n)` matrices of the 1-D reflect-padded correlation with each kernel,
+    built from the identity."""
     batch, pad = kernels.shape[0], kernels.shape[1] // 2
     identity = torch.eye(size, dtype=kernels.dtype, device=kernels.device)[:, None, :].expand(size, batch, size)
     responses = F.conv1d(F.pad(identity, (pad, pad), mode="reflect"), kernels[:, None, :], groups=batch)

@@ -15,7 +15,8 @@ from dirac.degradations.schedules import SeverityMap
 class Colorization(ScheduledDegradation):
     """A(x) = (1 - c) x + c mean_channels(x), c from 0 (identity) to 1 (grayscale in every channel)."""
 
-    def __init__(self, channels: int = 3, image_size: int = 32, schedule: SeverityMap | str | Path | None = None) -> None:
+    def __init__(self, channels: int = 3, image_size: int = 32,
+                 schedule: SeverityMap | str | Path | None = None) -> None:
         if channels < 2:
             raise ValueError(f"colorization needs at least two channels, got {channels}")
         super().__init__(channels, image_size, 0.0, 1.0, schedule)

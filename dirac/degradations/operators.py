@@ -170,7 +170,8 @@ class LinearOperator:
     `cg_iterations` and `cg_tol` bound the solver (per image, relative residual).
     """
 
-    def __init__(self, degradation: LinearFamily, t: Tensor | float, cg_iterations: int = 200, cg_tol: float = 1e-6) -> None:
+    def __init__(self, degradation: LinearFamily, t: Tensor | float, cg_iterations: int = 200,
+                 cg_tol: float = 1e-6) -> None:
         if not degradation.linear:
             raise TypeError(f"{type(degradation).__name__} is not linear and has no operator (A^T, A^+, prox, SVD)")
         self.degradation = degradation
@@ -188,7 +189,8 @@ class LinearOperator:
         if len(self.t) not in (1, x.shape[0]):
             raise ValueError(f"{self.family} operator was built for {len(self.t)} images, got a batch of {x.shape[0]}")
         if x.dtype != self.t.dtype:
-            raise ValueError(f"{self.family} operator was built in {self.t.dtype} (the dtype of t), got a {x.dtype} batch")
+            raise ValueError(f"{self.family} operator was built in {self.t.dtype} (the dtype of t), got a "
+                             f"{x.dtype} batch")
         return self.t.expand(x.shape[0])
 
     def A(self, x: Tensor) -> Tensor:
@@ -257,7 +259,8 @@ class SymmetricOperator(SVDOperator):
 
 
 class DiagonalOperator(SVDOperator):
-    """A x = m ⊙ x with a per-image mask m `(B|1, 1, H, W)` (inpainting; all ones for the identity); SVD U = V = I, s = m."""
+    """A x = m ⊙ x with a per-image mask m `(B|1, 1, H, W)` (inpainting; all ones for the identity); SVD U = V = I,
+    s = m."""
 
     def __init__(self, degradation: LinearFamily, t: Tensor | float, mask: Tensor) -> None:
         super().__init__(degradation, t)

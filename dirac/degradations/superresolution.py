@@ -44,7 +44,8 @@ class BlockSuperResolution(ScheduledDegradation):
 
     levels: Tensor
 
-    def __init__(self, channels: int, image_size: int, factor: int = 4, schedule: SeverityMap | str | Path | None = None) -> None:
+    def __init__(self, channels: int, image_size: int, factor: int = 4,
+                 schedule: SeverityMap | str | Path | None = None) -> None:
         if factor < 2 or factor & (factor - 1):
             raise ValueError(f"factor must be a power of two >= 2, got {factor}")
         if image_size % factor:
@@ -92,7 +93,8 @@ class HaarSVD(SymmetricSVD):
         for level in range(self.depth):
             n = x.shape[-1] >> level
             block = x[..., :n, :n]
-            coefficients = hadamard4(block[..., 0::2, 0::2], block[..., 0::2, 1::2], block[..., 1::2, 0::2], block[..., 1::2, 1::2])
+            coefficients = hadamard4(block[..., 0::2, 0::2], block[..., 0::2, 1::2], block[..., 1::2, 0::2],
+                                     block[..., 1::2, 1::2])
             x = replace_corner(x, tile_quadrants(*coefficients))
         return x
 

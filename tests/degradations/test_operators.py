@@ -1,4 +1,5 @@
-"""Operators of every linear degradation at fixed severities: A, A^T, A^+, prox_l2 and the SVD (SPEC §1.5, ARCHITECTURE "Operator").
+"""Operators of every linear degradation at fixed severities: A, A^T, A^+, prox_l2 and the SVD (SPEC §1.5,
+ARCHITECTURE "Operator").
 
 One list of (family, severities) cases; every operator goes through every check, in float64.
 """
@@ -52,7 +53,8 @@ class Case:
 
     def make(self, t):
         """The operator under test at severities t."""
-        return self.degradation.operator(t) if self.kind == "closed" else LinearOperator(self.degradation, t, cg_tol=1e-10)
+        return self.degradation.operator(t) if self.kind == "closed" else LinearOperator(self.degradation, t,
+                                                                                         cg_tol=1e-10)
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -79,7 +81,8 @@ def test_adjoint_passes_the_dot_product_test(case):
 
 
 def test_adjoint_matches_the_autograd_adjoint(case):
-    torch.testing.assert_close(case.op.A_adjoint(case.y), case.degradation.adjoint(case.y, case.t), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(case.op.A_adjoint(case.y), case.degradation.adjoint(case.y, case.t), atol=1e-12,
+                               rtol=1e-12)
 
 
 def test_pseudo_inverse_satisfies_A_Apinv_A_equals_A(case):
