@@ -14,16 +14,11 @@ import numpy as np
 import torch
 
 from dirac.compression import Chunking, Codec, Ladder, candidate_block, header_bytes
+from dirac.compression.gaussian_theory import MEAN, VARIANCE, gaussian_source
 from dirac.denoisers import GaussianDenoiser
 
-SHAPE, DIMS, MEAN, VARIANCE = (3, 32, 32), 3072, 0.5, 0.02
+SHAPE, DIMS = (3, 32, 32), 3072
 SETTINGS = [(8, 2), (8, 4), (10, 2), (12, 2)]
-
-
-def gaussian_source(seed: int = 0) -> tuple[GaussianDenoiser, torch.Tensor]:
-    """The exact denoiser of N(MEAN, VARIANCE I) of SHAPE and one sample x0 of it."""
-    x0 = MEAN + VARIANCE**0.5 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
-    return GaussianDenoiser(torch.full(SHAPE, MEAN), torch.full(SHAPE, VARIANCE)), x0
 
 
 def measure(denoiser: GaussianDenoiser, x0: torch.Tensor, chunk: int, pad: int) -> str:
@@ -60,7 +55,8 @@ def bare_throughput(blocks: int = 20, rows: int = 4096, columns: int = 300) -> f
 def main() -> None:
     """Print one row per chunk setting, then the bare PFR throughput (one thread)."""
     torch.set_num_threads(1)
-    denoiser, x0 = gaussian_source()
+    variance, x0 = gaussian_source("gaussian", SHAPE)
+    denoiser = GaussianDenoiser(torch.full(SHAPE, MEAN), variance)
     for chunk, pad in SETTINGS:
         print(measure(denoiser, x0, chunk, pad))
     print(f"bare randn+matvec {bare_throughput():.1f}M normals/s (1 thread)")
