@@ -4,6 +4,9 @@ ARCHITECTURE "Operator").
 One list of (family, severities) cases; every operator goes through every check, in float64.
 """
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,6 +19,7 @@ from dirac.degradations import (
     GaussianInpainting,
     Identity,
 )
+from dirac.degradations import operators
 from dirac.degradations.blur import reflect_pad_adjoint
 from dirac.degradations.operators import LinearOperator
 
@@ -205,3 +209,11 @@ def test_a_nonlinear_family_has_no_operator():
 def test_severities_outside_the_unit_interval_are_rejected():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         GaussianBlur(3, SIZE).operator(torch.tensor([0.5, 1.5]))
+
+
+def test_the_operator_algebra_imports_no_degradation():
+    """operators.py is the generic algebra: the families and the Degradation base import it, it imports none of them."""
+    tree = ast.parse(Path(operators.__file__).read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not [name for name in modules if name and name.startswith("dirac")]
