@@ -337,8 +337,8 @@ def step_split_lines(device: torch.device, size: int, batch: int, repeats: int) 
 def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
     """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, for the .drc format written
     now (3: the chunks of a step share one pool of K rows), format 2 (one K x dims candidate matrix per step) and
-    format 1 (one search per chunk) on the same image, and the PFR search's candidates scored per second vs the bare randn + matvec of the same
-    candidates in the same run."""
+    format 1 (one search per chunk) on the same image, and the PFR search's candidates scored per second vs the bare
+    randn + matvec of the same candidates in the same run."""
     from dirac.compression import Chunking, Codec, Ladder, pfr_select
     from dirac.denoisers import EDMDenoiser
     from dirac.samplers.pf_ode import score_scaled_pf_ode
