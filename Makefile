@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench clean
+.PHONY: setup run lint test test-all bench clean
 
 setup: $(STAMP)
 
@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml requirements.lock
 run: setup
 	$(PY) -m dirac.run $(ARGS)
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -q $(ARGS)
 
-test-all: setup
+test-all: lint
 	$(PY) -m pytest -q -m "" $(ARGS)
 
 bench: setup

@@ -1,5 +1,6 @@
-"""`python -m dirac.compress ckpt=<denoiser.ckpt or diffusers dir> input=<image or folder> output=<dir> [bpp=…|steps=…]`:
-one .drc file per image with the RCC codec (SPEC §3) and bpp.csv, the rate from the real file sizes."""
+"""RCC compression of images (SPEC §3):
+`python -m dirac.compress ckpt=<denoiser.ckpt or diffusers dir> input=<image or folder> output=<dir> [bpp=…|steps=…]`
+writes one .drc file per image with the RCC codec (SPEC §3) and bpp.csv, the rate from the real file sizes."""
 
 from __future__ import annotations
 

@@ -118,7 +118,8 @@ def check_compatible(stored: dict, cfg: DictConfig) -> None:
     differences = [f"{key}: checkpoint {stored.get(key)!r} vs config {current.get(key)!r}"
                    for key in COMPATIBLE_KEYS if key in stored and stored[key] != current.get(key)]
     differences += [f"data.{key}: checkpoint {stored.get('data', {}).get(key)!r} vs config {current['data'].get(key)!r}"
-                    for key in ("image_size", "channels") if stored.get("data", {}).get(key) != current["data"].get(key)]
+                    for key in ("image_size", "channels")
+                    if stored.get("data", {}).get(key) != current["data"].get(key)]
     if differences:
         raise ValueError("checkpoint is incompatible with this configuration:\n  " + "\n  ".join(differences))
 
@@ -137,5 +138,6 @@ def run(cfg: DictConfig) -> dict:
         return instantiate(cfg.cv).run(cfg, train, finish_wandb)  # each fold's wandb run closed before the next
     modes = {"train": train, "test": evaluate}
     if cfg.mode not in modes:
-        raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {sorted(modes)} (restoring: python -m dirac.restore)")
+        raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {sorted(modes)} (restoring: python -m "
+                         "dirac.restore)")
     return modes[cfg.mode](cfg)

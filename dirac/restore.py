@@ -95,7 +95,8 @@ def pick_restorer(method: Method, name: str) -> str:
     matches = [full for full in offered if full == name or full == f"{method.family}_{name}"]
     if not matches:
         raise ValueError(f"unknown restorer {name!r}; the checkpoint's {method.family!r} method offers "
-                         f"{', '.join(offered)} (short names: {', '.join(n.removeprefix(method.family + '_') for n in offered)})")
+                         f"{', '.join(offered)} (short names: "
+                         f"{', '.join(n.removeprefix(method.family + '_') for n in offered)})")
     return matches[0]
 
 

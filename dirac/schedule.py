@@ -38,7 +38,8 @@ def schedule_from_config(cfg: DictConfig) -> GreedySchedule:
         raise ValueError(f"{type(degradation).__name__} has no severity to schedule; pick a scheduled degradation")
     images = training_images(cfg.data, cfg.images)
     result = greedy_schedule(
-        degradation, images, instantiate(cfg.distance), budget=cfg.budget, candidates=cfg.candidates, batch_size=cfg.batch_size
+        degradation, images, instantiate(cfg.distance), budget=cfg.budget, candidates=cfg.candidates,
+        batch_size=cfg.batch_size
     )
     result.severity.save(to_absolute_path(cfg.out))
     return result
@@ -48,7 +49,8 @@ def schedule_from_config(cfg: DictConfig) -> GreedySchedule:
 def main(cfg: DictConfig) -> None:
     """Entry point of `python -m dirac.schedule`."""
     result = schedule_from_config(cfg)
-    log.info("largest consecutive distance with 2..%d points: %s", cfg.budget, ", ".join(f"{d:.4g}" for d in result.max_distance))
+    log.info("largest consecutive distance with 2..%d points: %s", cfg.budget,
+             ", ".join(f"{d:.4g}" for d in result.max_distance))
     log.info("wrote %d-point schedule to %s", cfg.budget, to_absolute_path(cfg.out))
 
 

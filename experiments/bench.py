@@ -7,9 +7,11 @@ Lines: batched degradations vs the paper code's structure (a loop over the batch
 sample); closed-form adjoints and SVD products vs the autograd adjoint; one Dirac reverse step vs the bare network
 forward (and a guided step vs forward + backward); a Lightning training step of each method vs a bare PyTorch loop
 doing the same forward/backward/step; RGM sampling (Alg. 3) vs its N generator forwards and an RGM training step
-(manual optimisation of G and D) vs a bare loop doing the same G and D updates; RCC encode / decode seconds per image vs the denoiser calls they need, and
+(manual optimisation of G and D) vs a bare loop doing the same G and D updates; RCC encode / decode seconds per image vs
+the denoiser calls they need, and
 the PFR search's candidates per second vs bare randn + matvec of the same blocks; the quickstart step's split
-(degradation, forward, backward, optimiser) as shares of the whole step; memory of a training step (peak on GPU, parameters + activations on CPU).
+(degradation, forward, backward, optimiser) as shares of the whole step; memory of a training step (peak on GPU,
+parameters + activations on CPU).
 Nothing here is a test: the numbers depend on the machine, the ratios much less.
 """
 
@@ -129,7 +131,8 @@ def operator_lines(device: torch.device, size: int, batch: int, repeats: int) ->
     lines = []
     t = torch.full((batch,), 0.7, device=device)
     y = torch.rand(batch, 3, size, size, device=device)
-    for name, degradation in {"gaussian blur": GaussianBlur(3, size), "gaussian inpainting": GaussianInpainting(3, size)}.items():
+    for name, degradation in {"gaussian blur": GaussianBlur(3, size),
+                              "gaussian inpainting": GaussianInpainting(3, size)}.items():
         degradation = degradation.to(device)
         operator = degradation.operator(t)
         autograd = timed(lambda: degradation.adjoint(y, t), device, repeats)
@@ -334,8 +337,8 @@ def step_split_lines(device: torch.device, size: int, batch: int, repeats: int) 
 def compression_lines(device: torch.device, size: int, repeats: int) -> list[Line]:
     """RCC (SPEC §3): encode and decode seconds per image vs the denoiser calls they need, for the .drc format written
     now (3: the chunks of a step share one pool of K rows), format 2 (one K x dims candidate matrix per step) and
-    format 1 (one search per chunk) on the same image, and the PFR search's candidates scored per second vs the bare randn + matvec of the same
-    candidates in the same run."""
+    format 1 (one search per chunk) on the same image, and the PFR search's candidates scored per second vs the bare
+    randn + matvec of the same candidates in the same run."""
     from dirac.compression import Chunking, Codec, Ladder, pfr_select
     from dirac.denoisers import EDMDenoiser
     from dirac.samplers.pf_ode import score_scaled_pf_ode
@@ -407,7 +410,8 @@ def memory_report(device: torch.device, size: int, batch: int) -> list[str]:
     lines = [f"memory: base NCSN++ {params:,} parameters ({params * 4 / 2**20:.0f} MiB float32, Adam state x2 more); "
              f"activations saved for backward at batch {batch}, {size} px: {sum(saved) / 2**20:.0f} MiB ({device})"]
     if device.type == "cuda":
-        lines.append(f"memory: peak GPU memory of that training step: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+        lines.append("memory: peak GPU memory of that training step: "
+                     f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     return lines
 
 
@@ -439,7 +443,8 @@ def main(argv: list[str] | None = None) -> list[Line]:
     lines = [line for name in GROUPS if name in args.only for line in groups[name]()]
     for line in lines:
         print(f"{line.name:<44} {line.setting:<40} {line.seconds * 1e3:9.2f} ms   vs {line.baseline}: "
-              f"{line.baseline_seconds * 1e3:9.2f} ms   time/baseline {1 / line.ratio:6.3f}  (speedup {line.ratio:7.2f}x)")
+              f"{line.baseline_seconds * 1e3:9.2f} ms   time/baseline {1 / line.ratio:6.3f}  (speedup "
+              f"{line.ratio:7.2f}x)")
     for text in memory_report(device, 256 if gpu else 64, 4 if gpu else 2):
         print(text)
     with Path(args.csv).open("w", newline="") as handle:

@@ -63,7 +63,8 @@ LEVERS = {
 
 def chosen(rows: list[dict], restorer: str) -> dict:
     """The chosen calibration row of `restorer` along stop_t."""
-    return next(row for row in rows if row["restorer"] == restorer and row["param"] == "stop_t" and row["chosen"] == "1")
+    return next(row for row in rows
+                if row["restorer"] == restorer and row["param"] == "stop_t" and row["chosen"] == "1")
 
 
 def run_seconds(out: Path) -> float:
@@ -79,8 +80,9 @@ def summary(lever: str, out: Path) -> dict:
     results = {row["method"]: row for row in csv.DictReader((out / "results.csv").open())}
     curve = list(csv.DictReader((out / "learning_curve.csv").open()))
     do, po = chosen(calibration, "dirac_do"), chosen(calibration, "dirac_po")
-    return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(quickstart)", "seconds": f"{run_seconds(out):.0f}",
-            "val_do_psnr": f"{float(do['score']):.2f}", "val_do_stop": do["value"],
+    return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(quickstart)",
+            "seconds": f"{run_seconds(out):.0f}", "val_do_psnr": f"{float(do['score']):.2f}",
+            "val_do_stop": do["value"],
             f"val_po_{po['measure']}": f"{float(po['score']):.4f}", "val_po_stop": po["value"],
             "curve_do_psnr": "/".join(f"{float(row['psnr_dirac_do']):.2f}" for row in curve),
             "test_do_psnr": f"{float(results['dirac_do']['psnr']):.2f}",
@@ -150,7 +152,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "levers")
-    parser.add_argument("--collect", action="store_true", help="tabulate the finished lever runs under --out, train nothing")
+    parser.add_argument("--collect", action="store_true",
+                        help="tabulate the finished lever runs under --out, train nothing")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     args = parser.parse_args()
     levers = args.only.split(",")

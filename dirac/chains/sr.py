@@ -34,7 +34,8 @@ def fidelity_stds(std: Tensor, depth: Tensor, fidelity: str) -> Tensor:
 
 
 class BlockChain(nn.Module):
-    """A chain of block-averaged VP levels x_k = P_{d_k}(ā_k x_0 + 2^{d_k} s_k ε): `depth` d_k, `abar` ā_k, `std` s_k the
+    """A chain of block-averaged VP levels x_k = P_{d_k}(ā_k x_0 + 2^{d_k} s_k ε): `depth` d_k, `abar` ā_k,
+    `std` s_k the
     noise std at the level's own resolution H/2^{d_k}; subclasses give the three tables (k = 0..N). `fidelity` weighs
     the data term: "likelihood" (the level's Gaussian NLL) or "full_size" (the reference RGM-SR's, module docstring)."""
 
@@ -78,7 +79,8 @@ class BlockChain(nn.Module):
 
     def prior_sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> Tensor:
-        """x_N ~ N(0, prior_std² I) on the H/2^{d_N} grid, nearest-upsampled (the level-N marginal with σ̄ taken as 1)."""
+        """x_N ~ N(0, prior_std² I) on the H/2^{d_N} grid, nearest-upsampled
+        (the level-N marginal with σ̄ taken as 1)."""
         noise = torch.randn(shape, generator=generator, device=device)
         k = torch.full((shape[0],), self.steps, dtype=torch.long, device=device)
         return self.down(2.0 ** self.max_depth * self.prior_std * noise, k)

@@ -1,6 +1,7 @@
 """RGM-D: the VP noising chain of RGM (SPEC §2 "Forward processes"; reference rgm.md §1.1–1.2).
 
-Levels k = 0..N (0 = clean). On the grid t_i = 1e-3 + (1 - 1e-3) i / N, abar(t) = exp(-(b_max - b_min) t^2 / 2 - b_min t),
+Levels k = 0..N (0 = clean). On the grid t_i = 1e-3 + (1 - 1e-3) i / N,
+abar(t) = exp(-(b_max - b_min) t^2 / 2 - b_min t),
 beta_i = 1 - abar(t_i) / abar(t_{i-1}) (beta_0 = 1e-8), a_i = sqrt(1 - beta_i), ā_k = prod_{i<=k} a_i,
 σ̄_k = sqrt(1 - ā_k^2) (exactly 0 at k = 0). Level tensors `k` are int64 `(B,)`, one level per sample.
 """

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from dirac.errors import CheckpointError
 
-LIMIT_ENV = "DIRAC_CHECKPOINT_LIMIT_GB"  # the flag that admits genuinely larger models, e.g. DIRAC_CHECKPOINT_LIMIT_GB=32
+# the flag that admits genuinely larger models, e.g. DIRAC_CHECKPOINT_LIMIT_GB=32
+LIMIT_ENV = "DIRAC_CHECKPOINT_LIMIT_GB"
 DEFAULT_LIMIT_GB = 8.0  # uncompressed bytes a checkpoint may hold (the largest reference model is ~1.3 GB)
 MAX_ENTRIES = 65_536  # files in the archive (a state dict of N tensors has about N + 3)
 MAX_EXPANSION = 4.0  # uncompressed / on-disk bytes: torch.save stores its entries uncompressed (ratio ~1)

@@ -32,7 +32,8 @@ def newest_last_checkpoint(search_root: Path) -> Path | None:
 
 
 def resolve_checkpoint(ckpt_path: str | None, resume: bool, search_root: Path) -> Path | None:
-    """The checkpoint to resume or evaluate: an explicit file, or with `last`/resume the newest last.ckpt of the experiment."""
+    """The checkpoint to resume or evaluate: an explicit file,
+    or with `last`/resume the newest last.ckpt of the experiment."""
     if resume or ckpt_path == "last":
         found = newest_last_checkpoint(search_root)
         if found is None:
@@ -59,7 +60,8 @@ def load_checkpoint(path: str | Path, family: str | None = None, limit: int | No
                               f"checkpoint ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
                               ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or METADATA_KEY not in checkpoint:
-        raise CheckpointError(f"checkpoint {path} was not written by dirac (it lacks the 'state_dict' and 'dirac' entries)")
+        raise CheckpointError(f"checkpoint {path} was not written by dirac (it lacks the 'state_dict' and "
+                              "'dirac' entries)")
     if not isinstance(checkpoint["state_dict"], dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(checkpoint['state_dict']).__name__} as its state_dict")
     checkpoint[METADATA_KEY] = read_metadata(checkpoint, family)

@@ -48,7 +48,8 @@ def finite(x: Tensor, what: str) -> Tensor:
 
 
 def step_kl_bits(mu: Tensor) -> float:
-    """KL(q || p) = ||mu_q - mu_p||^2 / (2 v) = ||mu||^2 / 2 nats, in bits, for mu = (mu_q - mu_p) / sqrt(v) (SPEC §3)."""
+    """KL(q || p) = ||mu_q - mu_p||^2 / (2 v) = ||mu||^2 / 2 nats, in bits, for mu = (mu_q - mu_p) / sqrt(v)
+    (SPEC §3)."""
     return 0.5 * float(mu.double().square().sum()) / LN2
 
 

@@ -46,7 +46,8 @@ def load_codec_model(path: str | Path) -> CodecModel:
 
 def _diffusers_model(path: Path) -> CodecModel:
     """A diffusers UNet2DModel directory as a CodecModel, the side multiple from its config's down-sampling levels."""
-    from dirac.denoisers.diffusers import MODEL_CONFIG, WEIGHT_FILES, find_file_dir, load_diffusers_denoiser, read_config
+    from dirac.denoisers.diffusers import (MODEL_CONFIG, WEIGHT_FILES, find_file_dir, load_diffusers_denoiser,
+                                          read_config)
 
     config = read_config(find_file_dir(path, "unet", (MODEL_CONFIG, "|".join(WEIGHT_FILES))) / MODEL_CONFIG)
     levels = config.get("block_out_channels")

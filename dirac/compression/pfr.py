@@ -41,7 +41,8 @@ def block_span(block: int, block_size: int, count: int) -> tuple[int, int]:
 def candidate_block(seed: int, step: int, chunk: int, block: int, rows: int, dims: int,
                     device: torch.device | str = "cpu") -> Tensor:
     """Candidates X_n ~ N(0, I_dims) of one block, `(rows, dims)` float32, from a generator seeded by
-    (seed, step, chunk, block): the same call on the same device type gives the same bits (SPEC §3 shared randomness)."""
+    (seed, step, chunk, block): the same call on the same device type gives the same bits
+    (SPEC §3 shared randomness)."""
     generator = torch.Generator(device=device).manual_seed(stable_seed(seed, step, chunk, block))
     return torch.randn(rows, dims, generator=generator, device=device, dtype=torch.float32)
 

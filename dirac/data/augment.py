@@ -22,7 +22,8 @@ class Dihedral(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """The batch with image b flipped when flip[b] and rotated by 90° · turns[b] (all on the batch's device)."""
         if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-            raise ValueError(f"dihedral augmentation needs a (B, C, S, S) batch of square images, got {tuple(images.shape)}")
+            raise ValueError("dihedral augmentation needs a (B, C, S, S) batch of square images, got "
+                             f"{tuple(images.shape)}")
         count = images.shape[0]
         flip = torch.rand(count, generator=self.generator) < 0.5 if self.flips else torch.zeros(count, dtype=torch.bool)
         turns = torch.randint(4 if self.rotations else 1, (count,), generator=self.generator)

@@ -7,7 +7,8 @@ from torch import Tensor
 
 
 def check_batch(images: Tensor, channels: int, image_size: int, atol: float = 1e-3) -> Tensor:
-    """Return `images` if it is a finite `(B, channels, image_size, image_size)` batch in [0, 1] (up to `atol`), else raise ValueError (SPEC §4).
+    """Return `images` if it is a finite `(B, channels, image_size, image_size)` batch in [0, 1] (up to `atol`),
+    else raise ValueError (SPEC §4).
 
     The error names the first offending sample; the check costs one device-to-host sync.
     """
@@ -24,5 +25,6 @@ def check_batch(images: Tensor, channels: int, image_size: int, atol: float = 1e
         if not bool(finite[index]):
             raise ValueError(f"image batch sample {index} contains NaN or Inf values")
         low, high = float(flat[index].min()), float(flat[index].max())
-        raise ValueError(f"image batch sample {index} has values in [{low:.4g}, {high:.4g}], outside [0, 1] (tolerance {atol})")
+        raise ValueError(f"image batch sample {index} has values in [{low:.4g}, {high:.4g}], outside [0, 1] "
+                         f"(tolerance {atol})")
     return images

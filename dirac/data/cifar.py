@@ -14,12 +14,15 @@ from dirac.data.source import ImageSource, TensorImageDataset, check_split, requ
 
 TRAIN_BATCHES = tuple(f"data_batch_{index}" for index in range(1, 6))
 TEST_BATCH = "test_batch"
-LAYOUT = "root/cifar-10-batches-py/{data_batch_1..5, test_batch} (root may also be the cifar-10-batches-py folder itself)"
-HOW = "Get 'CIFAR-10 python version' (cifar-10-python.tar.gz) from the CIFAR-10 page of the University of Toronto and extract it under root."
+LAYOUT = ("root/cifar-10-batches-py/{data_batch_1..5, test_batch} (root may also be the cifar-10-batches-py folder "
+          "itself)")
+HOW = ("Get 'CIFAR-10 python version' (cifar-10-python.tar.gz) from the CIFAR-10 page of the University of Toronto and "
+       "extract it under root.")
 
 
 def read_batch(path: Path) -> Tensor:
-    """The images of one CIFAR pickle batch as a uint8 `(N, 3, 32, 32)` tensor (rows of 3072 bytes, R, G, B planes) (SPEC §4)."""
+    """The images of one CIFAR pickle batch as a uint8 `(N, 3, 32, 32)` tensor (rows of 3072 bytes, R, G, B planes)
+    (SPEC §4)."""
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 batch {str(path)!r} not found. Expected layout: {LAYOUT}. {HOW}")
     try:
@@ -29,18 +32,21 @@ def read_batch(path: Path) -> Tensor:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (cannot unpickle: {err})") from err
     rows = entry.get(b"data") if isinstance(entry, dict) else None
     if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch: need a dict whose b'data' holds uint8 rows of 3072 values")
+        raise ValueError(f"{path} is not a CIFAR-10 python batch: need a dict whose b'data' holds uint8 rows "
+                         "of 3072 values")
     return torch.from_numpy(rows.reshape(-1, 3, 32, 32).copy())
 
 
 class Cifar10Source(ImageSource):
-    """CIFAR-10: train = data_batch_1..5 minus a seeded hold-out of `val_size` images (val); test = test_batch (SPEC §4).
+    """CIFAR-10: train = data_batch_1..5 minus a seeded hold-out of `val_size` images (val); test = test_batch
+    (SPEC §4).
 
     Names are `train_<index>` / `test_<index>` with the index in the official order, so they are stable.
     `val_size = 0` trains on all 50,000 images and leaves val empty.
     """
 
-    def __init__(self, root: str | Path | None, image_size: int = 32, val_size: int = 1000, split_seed: int = 0) -> None:
+    def __init__(self, root: str | Path | None, image_size: int = 32, val_size: int = 1000,
+                 split_seed: int = 0) -> None:
         self.root = require_root(root, "CIFAR-10", LAYOUT, HOW)
         self.image_size = int(image_size)
         self.val_size = int(val_size)
@@ -69,4 +75,5 @@ class Cifar10Source(ImageSource):
             images = read_batch(self.folder / TEST_BATCH)
             return TensorImageDataset(images, [f"test_{index:05d}" for index in range(len(images))], self.image_size)
         indices = self._train_val_indices()[split]
-        return TensorImageDataset(self._train_images[indices], [f"train_{index:05d}" for index in indices.tolist()], self.image_size)
+        return TensorImageDataset(self._train_images[indices], [f"train_{index:05d}" for index in indices.tolist()],
+                                  self.image_size)

@@ -14,7 +14,8 @@ from dirac.data.augment import Dihedral
 from dirac.data.source import ImageSource, check_split
 from dirac.data.transforms import check_channels, to_channels
 
-STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",), None: ("train", "val", "test")}
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",),
+                None: ("train", "val", "test")}
 
 
 def positive(name: str, value: int) -> int:
@@ -40,7 +41,8 @@ class ChannelDataset(Dataset):
 
 
 class SplitDataModule(L.LightningDataModule, ABC):
-    """Base of the DataModules: per-split datasets built once on demand, a seeded shuffled train loader, ordered eval loaders (SPEC §4)."""
+    """Base of the DataModules: per-split datasets built once on demand, a seeded shuffled train loader,
+    ordered eval loaders (SPEC §4)."""
 
     def __init__(self, batch_size: int, eval_batch_size: int | None, num_workers: int, seed: int,
                  pin_memory: bool = False) -> None:
@@ -97,7 +99,8 @@ class SplitDataModule(L.LightningDataModule, ABC):
 
 
 class ImageDataModule(SplitDataModule):
-    """Serves `{"image": (channels, image_size, image_size) float in [0, 1], "name": str}` batches of one image source (SPEC §4).
+    """Serves `{"image": (channels, image_size, image_size) float in [0, 1], "name": str}` batches of one image source
+    (SPEC §4).
 
     `source` is a factory (Hydra `_partial_: true`) called as `source(root=root, image_size=image_size)`;
     it is built on first use, so constructing the module touches no files. The train loader shuffles with

@@ -49,7 +49,8 @@ PHOTOS = {
 SCENES = {"motorcycle_left": "motorcycle", "motorcycle_right": "motorcycle"}  # photos of one scene share a group
 PATCH_NAME = re.compile(r"^(?P<photo>.+?)(?:_x[0-9.]+)?_r\d+_c\d+$")
 DEFAULT_SPLITS = {
-    "train": ("astronaut", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle_left", "motorcycle_right"),
+    "train": ("astronaut", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle_left",
+              "motorcycle_right"),
     "val": ("rocket",),
     "test": ("chelsea", "coffee"),
 }
@@ -65,7 +66,8 @@ def scene(name: str) -> str:
 
 @cache
 def photo(name: str, downscale: float) -> Tensor:
-    """One embedded photograph as a float `(3, H / downscale, W / downscale)` tensor in [0, 1], cached in memory (SPEC §4)."""
+    """One embedded photograph as a float `(3, H / downscale, W / downscale)` tensor in [0, 1], cached in memory
+    (SPEC §4)."""
     image = to_float(torch.from_numpy(PHOTOS[name]().copy()).permute(2, 0, 1))
     if downscale == 1:
         return image
@@ -86,7 +88,8 @@ def patches(image: Tensor, size: int, stride: int | None = None) -> tuple[Tensor
 
 
 class EmbeddedSource(ImageSource):
-    """Patch dataset of the scikit-image photographs, split by photograph (module docstring lists the splits) (SPEC §4)."""
+    """Patch dataset of the scikit-image photographs, split by photograph (module docstring lists the splits)
+    (SPEC §4)."""
 
     def __init__(
         self,
@@ -102,7 +105,8 @@ class EmbeddedSource(ImageSource):
         fold: KFold | None = None,
     ) -> None:
         if root is not None:
-            raise ValueError(f"the embedded dataset ships with scikit-image and takes no root; got root={root!r} (use data=folder for your own images)")
+            raise ValueError(f"the embedded dataset ships with scikit-image and takes no root; got root={root!r} (use "
+                             "data=folder for your own images)")
         scales = [float(scale) for scale in (train_scales or [downscale])]
         if min([downscale, *scales]) < 1:
             raise ValueError(f"downscale and train_scales must be >= 1, got {downscale} and {train_scales}")
@@ -162,7 +166,8 @@ class EmbeddedSource(ImageSource):
                 prefix = name if scale == self.downscale else f"{name}_x{scale:g}"
                 labels += [f"{prefix}_r{row:02d}_c{col:02d}" for (row, col), kept in zip(places, keep.tolist()) if kept]
         if not labels:
-            raise ValueError(f"photos {list(names)} give no {self.image_size}px patches at downscale {list(scales)}; lower image_size or downscale")
+            raise ValueError(f"photos {list(names)} give no {self.image_size}px patches at downscale {list(scales)}; "
+                             "lower image_size or downscale")
         return TensorImageDataset(torch.cat(tiles), labels, self.image_size)
 
 

@@ -20,10 +20,12 @@ from dirac.data.source import (SPLITS, FileImageDataset, ImageSource, KFold, che
 
 
 def read_split_list(path: str | Path, root: Path) -> list[Path]:
-    """The image files named in a split-list text file (paths relative to `root`), checked to exist under `root` (SPEC §4)."""
+    """The image files named in a split-list text file (paths relative to `root`), checked to exist under `root`
+    (SPEC §4)."""
     listing = Path(path).expanduser()
     if not listing.is_file():
-        raise FileNotFoundError(f"split list {str(listing)!r} not found (a text file with one image path per line, relative to {root})")
+        raise FileNotFoundError(f"split list {str(listing)!r} not found (a text file with one image path per line, "
+                                f"relative to {root})")
     lines = [line.strip() for line in listing.read_text().splitlines()]
     files = [root / line for line in lines if line and not line.startswith("#")]
     outside = [str(file) for file in files if root not in file.parents]
@@ -38,7 +40,8 @@ def read_split_list(path: str | Path, root: Path) -> list[Path]:
 
 
 class FolderSplitSource(ImageSource):
-    """Base of the folder sources: built-in per-split file lists (`split_files`), or split-list files that replace them (SPEC §4)."""
+    """Base of the folder sources: built-in per-split file lists (`split_files`),
+    or split-list files that replace them (SPEC §4)."""
 
     name: str  # dataset name used in messages
     layout: str  # the expected on-disk layout, for missing-data messages
@@ -74,11 +77,13 @@ class FolderSplitSource(ImageSource):
 
 
 class CelebAHQSource(FolderSplitSource):
-    """CelebA-HQ: all images sorted, shuffled with Python's `random.seed(split_seed)`, split 80/10/10 (train/val/test) (SPEC §4)."""
+    """CelebA-HQ: all images sorted, shuffled with Python's `random.seed(split_seed)`, split 80/10/10 (train/val/test)
+    (SPEC §4)."""
 
     name = "CelebA-HQ"
     layout = "root/*.jpg (the 30,000 CelebA-HQ images, any resolution; subfolders are searched too)"
-    how = "Get CelebA-HQ from the CelebA / CelebAMask-HQ release pages (MMLAB, CUHK) or regenerate it with the Progressive GAN tools."
+    how = ("Get CelebA-HQ from the CelebA / CelebAMask-HQ release pages (MMLAB, CUHK) or regenerate it with the "
+           "Progressive GAN tools.")
 
     def __init__(self, root: str | Path | None, image_size: int = 256, split_seed: int = 0, **options) -> None:
         super().__init__(root, image_size, **options)
@@ -99,14 +104,17 @@ class CelebAHQSource(FolderSplitSource):
 
 
 class FFHQSource(FolderSplitSource):
-    """FFHQ: folders 00008–00069 train, 00001–00007 val, 00000 test (optionally only its first `test_first_n` images) (SPEC §4)."""
+    """FFHQ: folders 00008–00069 train, 00001–00007 val, 00000 test (optionally only its first `test_first_n` images)
+    (SPEC §4)."""
 
     name = "FFHQ"
     layout = "root/00000 ... root/00069, each with 1,000 PNGs (e.g. root/00000/00000.png)"
-    how = "Get FFHQ (images1024x1024, or a resized copy) from the NVlabs ffhq-dataset release and point data.root at the folder holding 00000..00069."
+    how = ("Get FFHQ (images1024x1024, or a resized copy) from the NVlabs ffhq-dataset release and point data.root at "
+           "the folder holding 00000..00069.")
     folders = {"train": range(8, 70), "val": range(1, 8), "test": range(0, 1)}
 
-    def __init__(self, root: str | Path | None, image_size: int = 256, test_first_n: int | None = None, **options) -> None:
+    def __init__(self, root: str | Path | None, image_size: int = 256, test_first_n: int | None = None,
+                 **options) -> None:
         super().__init__(root, image_size, **options)
         if test_first_n is not None and test_first_n < 1:
             raise ValueError(f"test_first_n must be a positive count or None, got {test_first_n}")
@@ -117,25 +125,30 @@ class FFHQSource(FolderSplitSource):
         expected = [self.root / f"{index:05d}" for index in self.folders[split]]
         present = [folder for folder in expected if folder.is_dir()]
         if not present:
-            raise FileNotFoundError(f"FFHQ {split} split: none of the folders {expected[0].name}..{expected[-1].name} exist under {self.root}. Expected layout: {self.layout}. {self.how}")
+            raise FileNotFoundError(f"FFHQ {split} split: none of the folders {expected[0].name}..{expected[-1].name} "
+                                    f"exist under {self.root}. Expected layout: {self.layout}. {self.how}")
         if len(present) < len(expected):
             missing = sorted({folder.name for folder in expected} - {folder.name for folder in present})
-            warnings.warn(f"FFHQ {split} split: {len(missing)} folder(s) missing under {self.root}: {', '.join(missing)}", stacklevel=2)
+            warnings.warn(f"FFHQ {split} split: {len(missing)} folder(s) missing under {self.root}: "
+                          f"{', '.join(missing)}", stacklevel=2)
         files = self.images(present)
         return files[: self.test_first_n] if split == "test" and self.test_first_n else files
 
 
 class ImageNetSource(FolderSplitSource):
-    """ImageNet: train = root/train/<class>/*; test = last file (sorted) per val class; val = first file per val class (SPEC §4)."""
+    """ImageNet: train = root/train/<class>/*; test = last file (sorted) per val class; val = first file per val class
+    (SPEC §4)."""
 
     name = "ImageNet"
     layout = "root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (val images sorted into their 1,000 class folders)"
-    how = "Get ILSVRC2012 (ImageNet-1k) train and val from image-net.org (registration required) and sort val into class folders with the devkit's ground-truth labels."
+    how = ("Get ILSVRC2012 (ImageNet-1k) train and val from image-net.org (registration required) and sort val into "
+           "class folders with the devkit's ground-truth labels.")
 
     def _split_dir(self, name: str) -> Path:
         directory = self.root / name
         if not directory.is_dir():
-            raise FileNotFoundError(f"ImageNet: {str(directory)!r} not found. Expected layout: {self.layout}. {self.how}")
+            raise FileNotFoundError(f"ImageNet: {str(directory)!r} not found. Expected layout: "
+                                    f"{self.layout}. {self.how}")
         return directory
 
     @cached_property
@@ -145,7 +158,8 @@ class ImageNetSource(FolderSplitSource):
         for file in self.images([val]):
             parts = file.relative_to(val).parts
             if len(parts) == 1:
-                raise ValueError(f"ImageNet: {file} lies directly in {val}; val images must be sorted into class folders. {self.how}")
+                raise ValueError(f"ImageNet: {file} lies directly in {val}; val images must be sorted into class "
+                                 f"folders. {self.how}")
             by_class.setdefault(parts[0], []).append(file)
         return [by_class[label] for label in sorted(by_class)]
 
@@ -158,7 +172,8 @@ class ImageNetSource(FolderSplitSource):
 
 
 class FolderSource(FolderSplitSource):
-    """Any folder of images (recursive, sorted): a split uses root/<split> when that subfolder exists, else the whole folder (SPEC §4).
+    """Any folder of images (recursive, sorted): a split uses root/<split> when that subfolder exists,
+    else the whole folder (SPEC §4).
 
     The whole-folder fallback leaves out any train/val/test subfolders, so that evaluation on one's own
     images (`data=folder data.root=/my/images`) sees the same set in every split. With `fold` (a `KFold`), the

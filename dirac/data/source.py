@@ -70,7 +70,8 @@ class KFold:
 
 
 class ImageSource(ABC):
-    """A dataset on disk or in memory that yields `{"image": (3, S, S) float in [0, 1], "name": str}` per split (SPEC §4)."""
+    """A dataset on disk or in memory that yields `{"image": (3, S, S) float in [0, 1], "name": str}` per split
+    (SPEC §4)."""
 
     @abstractmethod
     def dataset(self, split: str) -> Dataset:
@@ -88,7 +89,8 @@ class ImageSource(ABC):
 
 
 class FileImageDataset(Dataset):
-    """Images read lazily from files, centre-cropped and resized to `image_size`; names are paths relative to `base` (SPEC §4)."""
+    """Images read lazily from files, centre-cropped and resized to `image_size`; names are paths relative to `base`
+    (SPEC §4)."""
 
     def __init__(self, files: Sequence[Path], base: Path, image_size: int) -> None:
         self.files = list(files)
@@ -103,7 +105,8 @@ class FileImageDataset(Dataset):
 
 
 class TensorImageDataset(Dataset):
-    """Images held in memory as one `(N, 3, H, W)` tensor (uint8 or float), resized to `image_size` on access (SPEC §4)."""
+    """Images held in memory as one `(N, 3, H, W)` tensor (uint8 or float), resized to `image_size` on access
+    (SPEC §4)."""
 
     def __init__(self, images: Tensor, names: Sequence[str], image_size: int) -> None:
         if images.ndim != 4 or images.shape[0] != len(names):
@@ -120,12 +123,15 @@ class TensorImageDataset(Dataset):
 
 
 def require_root(root: str | Path | None, dataset: str, layout: str, how: str) -> Path:
-    """The existing data root as a Path, or a FileNotFoundError naming the path, the layout and how to get the data (SPEC §4)."""
+    """The existing data root as a Path, or a FileNotFoundError naming the path, the layout and how to get the data
+    (SPEC §4)."""
     if root is None:
-        raise FileNotFoundError(f"{dataset}: no data root given; set data.root=/path/to/{dataset.lower()}. Expected layout: {layout}. {how}")
+        raise FileNotFoundError(f"{dataset}: no data root given; set data.root=/path/to/{dataset.lower()}. Expected "
+                                f"layout: {layout}. {how}")
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{dataset}: data root {str(path)!r} is not a directory. Expected layout: {layout}. {how}")
+        raise FileNotFoundError(f"{dataset}: data root {str(path)!r} is not a directory. Expected layout: "
+                                f"{layout}. {how}")
     return path
 
 

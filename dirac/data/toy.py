@@ -19,7 +19,8 @@ def mixture_means(num_modes: int = 8, radius: float = 2.0) -> Tensor:
     return (radius * torch.stack([angles.cos(), angles.sin()], dim=1)).to(torch.float32)
 
 
-def sample_mixture(num_samples: int, generator: torch.Generator, num_modes: int = 8, radius: float = 2.0, std: float = 0.02) -> Tensor:
+def sample_mixture(num_samples: int, generator: torch.Generator, num_modes: int = 8, radius: float = 2.0,
+                   std: float = 0.02) -> Tensor:
     """`(num_samples, 2)` draws of the equal-weight isotropic Gaussian mixture around `mixture_means` (SPEC §2)."""
     modes = torch.randint(num_modes, (num_samples,), generator=generator)
     noise = torch.randn(num_samples, 2, generator=generator)
@@ -40,7 +41,8 @@ class PointDataset(Dataset):
 
 
 class ToyDataModule(SplitDataModule):
-    """Seeded samples of the 8-Gaussian mixture (SPEC §2): `num_samples` train points and `eval_samples` val/test points.
+    """Seeded samples of the 8-Gaussian mixture (SPEC §2): `num_samples` train points and `eval_samples` val/test
+    points.
 
     Each split draws from its own generator (seed, seed + 1, seed + 2), so splits are independent and
     reproducible. Batches are `(batch_size, 2)` tensors (reference batch 1000).

@@ -41,12 +41,14 @@ def square_resize(image: Tensor, image_size: int) -> Tensor:
     image = to_float(center_square(image))
     if image.shape[-1] == image_size:
         return image.contiguous()
-    resized = F.interpolate(image[None], size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    resized = F.interpolate(image[None], size=(image_size, image_size), mode="bilinear", antialias=True,
+                            align_corners=False)
     return resized[0].clamp_(0.0, 1.0)
 
 
 def to_channels(image: Tensor, channels: int) -> Tensor:
-    """Convert a `(..., 1 or 3, H, W)` image to `channels` channels (luma for RGB -> gray, repeat for gray -> RGB) (SPEC §4)."""
+    """Convert a `(..., 1 or 3, H, W)` image to `channels` channels (luma for RGB -> gray, repeat for gray -> RGB)
+    (SPEC §4)."""
     have = image.shape[-3]
     if have == channels:
         return image
@@ -59,7 +61,8 @@ def to_channels(image: Tensor, channels: int) -> Tensor:
 
 
 def read_rgb(path: Path) -> Tensor:
-    """Decode an image file (any PIL mode: gray, palette, RGBA, CMYK, ...) to a uint8 `(3, H, W)` RGB tensor (SPEC §4)."""
+    """Decode an image file (any PIL mode: gray, palette, RGBA, CMYK, ...) to a uint8 `(3, H, W)` RGB tensor
+    (SPEC §4)."""
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))

@@ -1,4 +1,5 @@
-"""Degradation operators A_t, severity schedules and noise schedules of the stochastic degradation process (SPEC §1.1)."""
+"""Degradation operators A_t, severity schedules and noise schedules of the stochastic degradation process
+(SPEC §1.1)."""
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.blur import GaussianBlur

@@ -23,7 +23,8 @@ class BoxInpainting(ScheduledMask):
     centre_offsets: Tensor
 
     def __init__(
-        self, channels: int, image_size: int, max_fraction: float = 0.5, schedule: SeverityMap | str | Path | None = None
+        self, channels: int, image_size: int, max_fraction: float = 0.5,
+        schedule: SeverityMap | str | Path | None = None
     ) -> None:
         if not 0 < max_fraction <= 1:
             raise ValueError(f"max_fraction must lie in (0, 1], got {max_fraction}")

@@ -21,7 +21,8 @@ class NoiseSchedule(nn.Module, ABC):
 
     def signature(self) -> dict:
         """What a checkpoint must agree on to reuse this schedule."""
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **{k: float(v) for k, v in vars(self).items() if isinstance(v, float)}}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                **{k: float(v) for k, v in vars(self).items() if isinstance(v, float)}}
 
 
 class GeometricNoise(NoiseSchedule):

@@ -1,4 +1,5 @@
-"""Linear degradations at fixed severities as operators: A, A^T, A^+, the l2 prox and an SVD (SPEC §1.5, ARCHITECTURE "Operator").
+"""The generic algebra of linear degradations at fixed severities: A, A^T, A^+, the l2 prox and an SVD (SPEC §1.5,
+ARCHITECTURE "Operator").
 
 `degradation.operator(t)` (t a float or a `(B,)` tensor, each image its own severity; a single
 severity broadcasts over any batch) returns one of these. Every operator has `A(x)` (exactly
@@ -7,20 +8,36 @@ efficient SVD also have `svd()`, an `SVD` whose products `V_T`, `V`, `U`, `U_T` 
 singular values `s` broadcast against the spectral tensor (the image's shape: every family here maps
 (B, C, H, W) to (B, C, H, W)). Without closed forms the adjoint is the autograd VJP and the pseudo-inverse
 and prox are batched conjugate gradients. Everything runs in the dtype of `t` (float32 by default);
-inputs must match it.
+inputs must match it. This module holds what every family shares (the CG solver, `LinearOperator`,
+`SVDOperator`, the diagonal/mask operator); each family's closed-form operator and SVD live beside it
+(blur.py, superresolution.py, colorization.py). It imports no degradation: `LinearFamily` is what an
+operator needs of one.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from dirac.degradations.base import Degradation
+
+class LinearFamily(Protocol):
+    """What an operator needs of its degradation (`dirac.degradations.base.Degradation` provides it)."""
+
+    linear: bool
+    channels: int
+    image_size: int
+
+    def __call__(self, x: Tensor, t: Tensor | float) -> Tensor:
+        """A_t(x) (SPEC §1.1)."""
+
+    def adjoint(self, y: Tensor, t: Tensor | float) -> Tensor:
+        """A_t^T(y) (SPEC §1.5)."""
+
+    def check_image(self, x: Tensor) -> None:
+        """Raise when x is not a batch of the size the family was built for."""
 
 
 def as_severities(t: Tensor | float) -> Tensor:
@@ -146,102 +163,6 @@ class DiagonalSVD(SymmetricSVD):
         return z
 
 
-class SeparableSVD(SVD):
-    """A X = M X M^T with one 1-D matrix M = u diag(s1) v^T per image, so A = M ⊗ M (DDRM App. D.5, separable blur).
-
-    `u`, `v` are `(B, n, n)` orthogonal factors and `s1` `(B, n)`; the 2-D singular values are s1 s1^T.
-    """
-
-    def __init__(self, u: Tensor, s1: Tensor, v: Tensor) -> None:
-        super().__init__(s1[:, None, :, None] * s1[:, None, None, :])
-        self.u, self.v = u[:, None], v[:, None]
-
-    def V_T(self, x: Tensor) -> Tensor:
-        """v^T X v on each image plane."""
-        return self.v.mT @ x @ self.v
-
-    def V(self, z: Tensor) -> Tensor:
-        """v Z v^T on each image plane."""
-        return self.v @ z @ self.v.mT
-
-    def U(self, z: Tensor) -> Tensor:
-        """u Z u^T on each image plane."""
-        return self.u @ z @ self.u.mT
-
-    def U_T(self, y: Tensor) -> Tensor:
-        """u^T Y u on each image plane."""
-        return self.u.mT @ y @ self.u
-
-
-class ChannelSVD(SymmetricSVD):
-    """The same orthogonal `(C, C)` basis at every pixel, singular values `(B, C, 1, 1)` (colour operators)."""
-
-    def __init__(self, basis: Tensor, s: Tensor) -> None:
-        super().__init__(s)
-        self.basis = basis
-
-    def V_T(self, x: Tensor) -> Tensor:
-        """Per-pixel coordinates in the basis: Q^T x."""
-        return torch.einsum("ck,bchw->bkhw", self.basis, x)
-
-    def V(self, z: Tensor) -> Tensor:
-        """Per-pixel Q z."""
-        return torch.einsum("ck,bkhw->bchw", self.basis, z)
-
-
-class HaarSVD(SymmetricSVD):
-    """The orthonormal 2-D Haar transform of `depth` levels, which diagonalises every block-average projector.
-
-    Spectral layout (Mallat): level-l detail coefficients fill the three quadrants of the top-left
-    (H / 2^l)-square outside its top-left (H / 2^(l+1))-square; the coarsest averages sit in the corner.
-    """
-
-    def __init__(self, depth: int, s: Tensor) -> None:
-        super().__init__(s)
-        self.depth = depth
-
-    def V_T(self, x: Tensor) -> Tensor:
-        """Haar analysis, finest level first."""
-        for level in range(self.depth):
-            n = x.shape[-1] >> level
-            block = x[..., :n, :n]
-            coefficients = hadamard4(block[..., 0::2, 0::2], block[..., 0::2, 1::2], block[..., 1::2, 0::2], block[..., 1::2, 1::2])
-            x = replace_corner(x, tile_quadrants(*coefficients))
-        return x
-
-    def V(self, z: Tensor) -> Tensor:
-        """Haar synthesis, coarsest level first (the inverse and transpose of V_T)."""
-        for level in reversed(range(self.depth)):
-            n, h = z.shape[-1] >> level, z.shape[-1] >> (level + 1)
-            block = z[..., :n, :n]
-            pixels = hadamard4(block[..., :h, :h], block[..., :h, h:], block[..., h:, :h], block[..., h:, h:])
-            z = replace_corner(z, interleave(*pixels))
-        return z
-
-
-def hadamard4(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The orthonormal symmetric 4x4 Haar/Hadamard step on the pixels of 2x2 blocks (its own inverse)."""
-    return (a + b + c + d) / 2, (a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2
-
-
-def tile_quadrants(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
-    """[[a, b], [c, d]] as one image of twice the size."""
-    return torch.cat([torch.cat([a, b], dim=-1), torch.cat([c, d], dim=-1)], dim=-2)
-
-
-def interleave(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
-    """The image whose 2x2 blocks are [[a, b], [c, d]] elementwise (the inverse of strided 2x2 slicing)."""
-    rows = torch.stack([torch.stack([a, b], dim=-1), torch.stack([c, d], dim=-1)], dim=-3)
-    return rows.reshape(*a.shape[:-2], 2 * a.shape[-2], 2 * a.shape[-1])
-
-
-def replace_corner(x: Tensor, block: Tensor) -> Tensor:
-    """A copy of x with its top-left square replaced by `block` (differentiable)."""
-    x = x.clone()
-    x[..., : block.shape[-2], : block.shape[-1]] = block
-    return x
-
-
 class LinearOperator:
     """A linear degradation at fixed severities (ARCHITECTURE "Operator"): A = degradation(., t), autograd adjoint,
     pseudo-inverse and prox by batched conjugate gradients; no SVD.
@@ -249,7 +170,8 @@ class LinearOperator:
     `cg_iterations` and `cg_tol` bound the solver (per image, relative residual).
     """
 
-    def __init__(self, degradation: Degradation, t: Tensor | float, cg_iterations: int = 200, cg_tol: float = 1e-6) -> None:
+    def __init__(self, degradation: LinearFamily, t: Tensor | float, cg_iterations: int = 200,
+                 cg_tol: float = 1e-6) -> None:
         if not degradation.linear:
             raise TypeError(f"{type(degradation).__name__} is not linear and has no operator (A^T, A^+, prox, SVD)")
         self.degradation = degradation
@@ -267,7 +189,8 @@ class LinearOperator:
         if len(self.t) not in (1, x.shape[0]):
             raise ValueError(f"{self.family} operator was built for {len(self.t)} images, got a batch of {x.shape[0]}")
         if x.dtype != self.t.dtype:
-            raise ValueError(f"{self.family} operator was built in {self.t.dtype} (the dtype of t), got a {x.dtype} batch")
+            raise ValueError(f"{self.family} operator was built in {self.t.dtype} (the dtype of t), got a "
+                             f"{x.dtype} batch")
         return self.t.expand(x.shape[0])
 
     def A(self, x: Tensor) -> Tensor:
@@ -302,7 +225,7 @@ class LinearOperator:
 class SVDOperator(LinearOperator, ABC):
     """An operator with an efficient SVD: the pseudo-inverse and prox are closed-form in the spectral domain."""
 
-    def __init__(self, degradation: Degradation, t: Tensor | float) -> None:
+    def __init__(self, degradation: LinearFamily, t: Tensor | float) -> None:
         super().__init__(degradation, t)
         self._svd: SVD | None = None
 
@@ -336,9 +259,10 @@ class SymmetricOperator(SVDOperator):
 
 
 class DiagonalOperator(SVDOperator):
-    """A x = m ⊙ x with a per-image mask m `(B|1, 1, H, W)` (inpainting; all ones for the identity); SVD U = V = I, s = m."""
+    """A x = m ⊙ x with a per-image mask m `(B|1, 1, H, W)` (inpainting; all ones for the identity); SVD U = V = I,
+    s = m."""
 
-    def __init__(self, degradation: Degradation, t: Tensor | float, mask: Tensor) -> None:
+    def __init__(self, degradation: LinearFamily, t: Tensor | float, mask: Tensor) -> None:
         super().__init__(degradation, t)
         self.mask = mask
 
@@ -350,89 +274,3 @@ class DiagonalOperator(SVDOperator):
     def build_svd(self) -> SVD:
         """U = V = I, s = the mask."""
         return DiagonalSVD(self.mask)
-
-
-class BlurOperator(SVDOperator):
-    """Separable blur with reflect padding and per-image 1-D kernels `(B|1, K)` (GaussianBlur at fixed severities).
-
-    A^T is the correlation's transpose followed by folding the reflected border back onto the image;
-    the SVD is the Kronecker product of the 1-D reflect-padded blur matrix with itself (DDRM App. D.5).
-    """
-
-    def __init__(self, degradation: Degradation, t: Tensor | float, kernels: Tensor) -> None:
-        super().__init__(degradation, t)
-        self.kernels = kernels
-
-    def A_adjoint(self, y: Tensor) -> Tensor:
-        """A^T y: transposed depthwise convolutions along W then H, then the adjoint of reflect padding."""
-        self.severities(y)
-        batch, channels, height, width = y.shape
-        kernel = self.kernels.expand(batch, -1).repeat_interleave(channels, dim=0)
-        flat = y.reshape(1, batch * channels, height, width)
-        flat = F.conv_transpose2d(flat, kernel[:, None, None, :], groups=batch * channels)
-        flat = F.conv_transpose2d(flat, kernel[:, None, :, None], groups=batch * channels)
-        pad = kernel.shape[1] // 2
-        flat = reflect_pad_adjoint(reflect_pad_adjoint(flat, pad).mT, pad).mT
-        return flat.reshape(batch, channels, height, width)
-
-    def build_svd(self) -> SVD:
-        """SVD of the per-image 1-D matrices M (rows and columns share the kernel): A X = M X M^T."""
-        u, s1, vh = torch.linalg.svd(blur_matrices(self.kernels, self.degradation.image_size))
-        return SeparableSVD(u, s1, vh.mT)
-
-
-def reflect_pad_adjoint(z: Tensor, pad: int) -> Tensor:
-    """Adjoint of reflect padding by `pad` on the last axis: add each mirrored border sample back onto its source."""
-    n = z.shape[-1] - 2 * pad
-    left, core, right = z[..., :pad].flip(-1), z[..., pad : pad + n], z[..., pad + n :].flip(-1)
-    return core + F.pad(left, (1, n - 1 - pad)) + F.pad(right, (n - 1 - pad, 1))
-
-
-def blur_matrices(kernels: Tensor, size: int) -> Tensor:
-    """Per-image `(B, n, n)` matrices of the 1-D reflect-padded correlation with each kernel, built from the identity."""
-    batch, pad = kernels.shape[0], kernels.shape[1] // 2
-    identity = torch.eye(size, dtype=kernels.dtype, device=kernels.device)[:, None, :].expand(size, batch, size)
-    responses = F.conv1d(F.pad(identity, (pad, pad), mode="reflect"), kernels[:, None, :], groups=batch)
-    return responses.permute(1, 2, 0)
-
-
-class ColorizationOperator(SymmetricOperator):
-    """A = (1 - c) I + c P per pixel, P the projector onto the grey axis (Colorization at fixed severities).
-
-    Eigenvalues: 1 on the grey axis 1/sqrt(C) (P's range), 1 - c on its orthogonal complement.
-    """
-
-    def __init__(self, degradation: Degradation, t: Tensor | float, weights: Tensor) -> None:
-        super().__init__(degradation, t)
-        self.weights = weights
-
-    def build_svd(self) -> SVD:
-        """A fixed orthonormal basis whose first vector is the grey axis; s = (1, 1 - c, ..., 1 - c)."""
-        channels = self.degradation.channels
-        seed = torch.eye(channels, dtype=self.weights.dtype, device=self.weights.device)
-        seed[:, 0] = 1
-        basis, _ = torch.linalg.qr(seed)
-        s = (1 - self.weights)[:, None].repeat(1, channels)
-        s[:, 0] = 1
-        return ChannelSVD(basis, s[:, :, None, None])
-
-
-class BlockAverageOperator(SymmetricOperator):
-    """A = sum_k w_k P_k, P_k the block-average projector of size 2^k (BlockSuperResolution at fixed severities).
-
-    The P_k are nested, so the Haar transform diagonalises A: level-l details have eigenvalue
-    w_0 + ... + w_l and the coarsest averages eigenvalue sum_k w_k = 1.
-    """
-
-    def __init__(self, degradation: Degradation, t: Tensor | float, weights: Tensor) -> None:
-        super().__init__(degradation, t)
-        self.weights = weights
-
-    def build_svd(self) -> SVD:
-        """Haar SVD of depth log2(factor) with the cumulative hat weights as singular values."""
-        depth, size = self.weights.shape[1] - 1, self.degradation.image_size
-        cumulative = self.weights.cumsum(dim=1)
-        s = cumulative[:, :1, None, None].repeat(1, 1, size, size)
-        for level in range(1, depth + 1):
-            s[..., : size >> level, : size >> level] = cumulative[:, level, None, None, None]
-        return HaarSVD(depth, s)

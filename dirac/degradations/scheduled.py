@@ -14,7 +14,8 @@ from dirac.degradations.schedules import LinearSeverity, SeverityMap, as_severit
 
 
 class ScheduledDegradation(Degradation):
-    """A_t(x) = apply_at(x, schedule(t)), where `apply_at(x, c)` is the family at severity c (blur std, mask width, ...).
+    """A_t(x) = apply_at(x, schedule(t)), where `apply_at(x, c)` is the family at severity c (blur std, mask width,
+    ...).
 
     The family's severity range is [c_min, c_max]: `apply_at(x, c_min)` is the identity and
     `apply_at(x, c_max)` the measurement operator A_1. The schedule must map t = 0 to c_min and t = 1
@@ -23,7 +24,8 @@ class ScheduledDegradation(Degradation):
     """
 
     def __init__(
-        self, channels: int, image_size: int, c_min: float, c_max: float, schedule: SeverityMap | str | Path | None = None
+        self, channels: int, image_size: int, c_min: float, c_max: float,
+        schedule: SeverityMap | str | Path | None = None
     ) -> None:
         super().__init__(channels, image_size)
         if not c_min < c_max:
@@ -32,7 +34,8 @@ class ScheduledDegradation(Degradation):
         self.c_max = float(c_max)
         self.schedule = LinearSeverity(c_min, c_max) if schedule is None else as_severity_map(schedule)
         start, end = self.schedule.endpoints()
-        close = [math.isclose(value, target, rel_tol=1e-6, abs_tol=1e-6) for value, target in ((start, self.c_min), (end, self.c_max))]
+        close = [math.isclose(value, target, rel_tol=1e-6, abs_tol=1e-6) for value, target in ((start, self.c_min),
+                                                                                               (end, self.c_max))]
         if not all(close):
             raise ValueError(
                 f"{type(self).__name__}: the schedule must map t = 0 to {self.c_min} and t = 1 to {self.c_max} "

@@ -48,7 +48,8 @@ class LinearSeverity(SeverityMap):
 
 
 class TabulatedSeverity(SeverityMap):
-    """Piecewise-linear interpolation through knots (t_k, c_k) with t_0 = 0 < t_1 < ... < t_K = 1 (schedule files, paper App. B).
+    """Piecewise-linear interpolation through knots (t_k, c_k) with t_0 = 0 < t_1 < ... < t_K = 1 (schedule files,
+    paper App. B).
 
     The knots are float64 buffers, so schedule files round-trip exactly; evaluation runs in the dtype of t.
     """
@@ -98,7 +99,8 @@ class TabulatedSeverity(SeverityMap):
                     raise ValueError
                 rows.append((float(fields[0]), float(fields[1])))
             except ValueError:
-                raise ValueError(f"schedule file {source}, line {number}: expected two numbers 't c', got {line!r}") from None
+                raise ValueError(f"schedule file {source}, line {number}: expected two numbers 't c', "
+                                 f"got {line!r}") from None
         if not rows:
             raise ValueError(f"schedule file {source} holds no 't c' rows")
         try:
@@ -115,11 +117,13 @@ class TabulatedSeverity(SeverityMap):
 def check_knots(t_knots: Tensor, c_knots: Tensor) -> None:
     """Raise a ValueError unless the knots are finite, of equal length >= 2, and t runs strictly up from 0 to 1."""
     if len(t_knots) < 2 or len(t_knots) != len(c_knots):
-        raise ValueError(f"need at least two knots and as many t as c values, got {len(t_knots)} t and {len(c_knots)} c")
+        raise ValueError(f"need at least two knots and as many t as c values, got {len(t_knots)} t and "
+                         f"{len(c_knots)} c")
     if not (bool(torch.isfinite(t_knots).all()) and bool(torch.isfinite(c_knots).all())):
         raise ValueError("schedule knots must be finite numbers")
     if float(t_knots[0]) != 0.0 or float(t_knots[-1]) != 1.0:
-        raise ValueError(f"schedule times must start at 0 and end at 1, got {float(t_knots[0])} and {float(t_knots[-1])}")
+        raise ValueError(f"schedule times must start at 0 and end at 1, got {float(t_knots[0])} and "
+                         f"{float(t_knots[-1])}")
     if not bool((t_knots[1:] > t_knots[:-1]).all()):
         raise ValueError("schedule times must be strictly increasing")
 

@@ -21,7 +21,8 @@ def mse_distance(a: Tensor, b: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class GreedySchedule:
-    """A greedy schedule: the severity map through the chosen points, and the largest consecutive distance as points were added.
+    """A greedy schedule: the severity map through the chosen points,
+    and the largest consecutive distance as points were added.
 
     `max_distance[i]` is the largest distance between consecutive chosen severities once i + 2 points are
     placed (non-increasing for metrics that grow with the severity gap); `distances` are the final
@@ -73,7 +74,8 @@ def greedy_schedule(
     batch_size: int = 256,
 ) -> GreedySchedule:
     """Greedy scheduling (paper Alg. 2): from {c_min, c_max}, repeatedly split the interval of largest distance at the
-    candidate severity that bisects it in distance (minimises the larger half) until `budget` points; t is equally spaced.
+    candidate severity that bisects it in distance (minimises the larger half) until `budget` points;
+    t is equally spaced.
 
     Candidates are `candidates` equally spaced severities in [c_min, c_max] (default: the family's range);
     `distance(a, b)` returns one value per image; `batch_size` bounds the images degraded at once.
@@ -89,7 +91,8 @@ def greedy_schedule(
     gaps = {(0, candidates - 1): float(measure.split(float(grid[0]), float(grid[-1]), grid[-1:])[0][0])}
     history = [max(gaps.values())]
     while len(gaps) + 1 < budget:
-        (low, high), _ = max(((pair, gap) for pair, gap in gaps.items() if pair[1] - pair[0] > 1), key=lambda item: item[1])
+        (low, high), _ = max(((pair, gap) for pair, gap in gaps.items() if pair[1] - pair[0] > 1),
+                             key=lambda item: item[1])
         left, right = measure.split(float(grid[low]), float(grid[high]), grid[low + 1 : high])
         best = int(torch.argmin(torch.maximum(left, right)))
         del gaps[(low, high)]

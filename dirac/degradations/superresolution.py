@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dirac.degradations.operators import BlockAverageOperator, as_severities
+from dirac.degradations.operators import SVD, SymmetricOperator, SymmetricSVD, as_severities
 from dirac.degradations.scheduled import ScheduledDegradation
 from dirac.degradations.schedules import SeverityMap
 
@@ -44,7 +44,8 @@ class BlockSuperResolution(ScheduledDegradation):
 
     levels: Tensor
 
-    def __init__(self, channels: int, image_size: int, factor: int = 4, schedule: SeverityMap | str | Path | None = None) -> None:
+    def __init__(self, channels: int, image_size: int, factor: int = 4,
+                 schedule: SeverityMap | str | Path | None = None) -> None:
         if factor < 2 or factor & (factor - 1):
             raise ValueError(f"factor must be a power of two >= 2, got {factor}")
         if image_size % factor:
@@ -74,3 +75,78 @@ class BlockSuperResolution(ScheduledDegradation):
     def extra_signature(self) -> dict:
         """The downsampling factor at t = 1."""
         return {**super().extra_signature(), "factor": self.factor}
+
+
+class HaarSVD(SymmetricSVD):
+    """The orthonormal 2-D Haar transform of `depth` levels, which diagonalises every block-average projector.
+
+    Spectral layout (Mallat): level-l detail coefficients fill the three quadrants of the top-left
+    (H / 2^l)-square outside its top-left (H / 2^(l+1))-square; the coarsest averages sit in the corner.
+    """
+
+    def __init__(self, depth: int, s: Tensor) -> None:
+        super().__init__(s)
+        self.depth = depth
+
+    def V_T(self, x: Tensor) -> Tensor:
+        """Haar analysis, finest level first."""
+        for level in range(self.depth):
+            n = x.shape[-1] >> level
+            block = x[..., :n, :n]
+            coefficients = hadamard4(block[..., 0::2, 0::2], block[..., 0::2, 1::2], block[..., 1::2, 0::2],
+                                     block[..., 1::2, 1::2])
+            x = replace_corner(x, tile_quadrants(*coefficients))
+        return x
+
+    def V(self, z: Tensor) -> Tensor:
+        """Haar synthesis, coarsest level first (the inverse and transpose of V_T)."""
+        for level in reversed(range(self.depth)):
+            n, h = z.shape[-1] >> level, z.shape[-1] >> (level + 1)
+            block = z[..., :n, :n]
+            pixels = hadamard4(block[..., :h, :h], block[..., :h, h:], block[..., h:, :h], block[..., h:, h:])
+            z = replace_corner(z, interleave(*pixels))
+        return z
+
+
+def hadamard4(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The orthonormal symmetric 4x4 Haar/Hadamard step on the pixels of 2x2 blocks (its own inverse)."""
+    return (a + b + c + d) / 2, (a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2
+
+
+def tile_quadrants(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    """[[a, b], [c, d]] as one image of twice the size."""
+    return torch.cat([torch.cat([a, b], dim=-1), torch.cat([c, d], dim=-1)], dim=-2)
+
+
+def interleave(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    """The image whose 2x2 blocks are [[a, b], [c, d]] elementwise (the inverse of strided 2x2 slicing)."""
+    rows = torch.stack([torch.stack([a, b], dim=-1), torch.stack([c, d], dim=-1)], dim=-3)
+    return rows.reshape(*a.shape[:-2], 2 * a.shape[-2], 2 * a.shape[-1])
+
+
+def replace_corner(x: Tensor, block: Tensor) -> Tensor:
+    """A copy of x with its top-left square replaced by `block` (differentiable)."""
+    x = x.clone()
+    x[..., : block.shape[-2], : block.shape[-1]] = block
+    return x
+
+
+class BlockAverageOperator(SymmetricOperator):
+    """A = sum_k w_k P_k, P_k the block-average projector of size 2^k (BlockSuperResolution at fixed severities).
+
+    The P_k are nested, so the Haar transform diagonalises A: level-l details have eigenvalue
+    w_0 + ... + w_l and the coarsest averages eigenvalue sum_k w_k = 1.
+    """
+
+    def __init__(self, degradation: BlockSuperResolution, t: Tensor | float, weights: Tensor) -> None:
+        super().__init__(degradation, t)
+        self.weights = weights
+
+    def build_svd(self) -> SVD:
+        """Haar SVD of depth log2(factor) with the cumulative hat weights as singular values."""
+        depth, size = self.weights.shape[1] - 1, self.degradation.image_size
+        cumulative = self.weights.cumsum(dim=1)
+        s = cumulative[:, :1, None, None].repeat(1, 1, size, size)
+        for level in range(1, depth + 1):
+            s[..., : size >> level, : size >> level] = cumulative[:, level, None, None, None]
+        return HaarSVD(depth, s)

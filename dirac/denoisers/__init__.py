@@ -1,4 +1,5 @@
-"""Denoisers `D(x, sigma) -> x0_hat`, the unconditional prior of the baselines and of RCC (SPEC §1.5, §3; ARCHITECTURE "Denoiser").
+"""Denoisers `D(x, sigma) -> x0_hat`, the unconditional prior of the baselines and of RCC (SPEC §1.5, §3;
+ARCHITECTURE "Denoiser").
 
 Convention (variance exploding): a noisy image is `x = x0 + sigma * n`, n ~ N(0, I); `x` is a
 `(B, C, H, W)` batch in the data range of the project, [0, 1], and `sigma` a `(B,)` tensor of

@@ -12,7 +12,8 @@ CENTRED_SCALE = 2.0  # [0, 1] data -> [-1, 1] model range: x_m = 2 x - 1, sigma_
 
 @runtime_checkable
 class Denoiser(Protocol):
-    """Anything that maps noisy images `x = x0 + sigma n` `(B, C, H, W)` and noise levels `(B,)` to an estimate of x0."""
+    """Anything that maps noisy images `x = x0 + sigma n` of shape `(B, C, H, W)` and noise levels `(B,)` to an
+    estimate of x0."""
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         """x0_hat = D(x, sigma), in the data range of x."""
@@ -20,14 +21,17 @@ class Denoiser(Protocol):
 
 
 def check_denoiser_inputs(x: Tensor, sigma: Tensor) -> None:
-    """Raise a ValueError unless x is a `(B, C, H, W)` batch and sigma a `(B,)` tensor of finite positive noise levels."""
+    """Raise a ValueError unless x is a `(B, C, H, W)` batch and sigma a `(B,)` tensor of finite positive noise
+    levels."""
     if not isinstance(x, Tensor) or x.ndim != 4:
-        raise ValueError(f"x must be a (B, C, H, W) tensor, got {tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        raise ValueError("x must be a (B, C, H, W) tensor, got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     if not isinstance(sigma, Tensor) or sigma.shape != (x.shape[0],):
         shape = tuple(sigma.shape) if isinstance(sigma, Tensor) else type(sigma).__name__
         raise ValueError(f"sigma must be a tensor of shape ({x.shape[0]},), one noise level per image, got {shape}")
     if not bool(((sigma > 0) & sigma.isfinite()).all()):
-        raise ValueError(f"sigma must be finite and > 0, got min {sigma.min().item():.4g}, max {sigma.max().item():.4g}")
+        raise ValueError(f"sigma must be finite and > 0, got min {sigma.min().item():.4g}, "
+                         f"max {sigma.max().item():.4g}")
 
 
 def to_centred(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:

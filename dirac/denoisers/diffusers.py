@@ -1,4 +1,5 @@
-"""Pretrained diffusers `UNet2DModel` + `DDPMScheduler` from a local directory, as a VE denoiser D(x, sigma) (SPEC §1.5, §3).
+"""Pretrained diffusers `UNet2DModel` + `DDPMScheduler` from a local directory, as a VE denoiser D(x, sigma)
+(SPEC §1.5, §3).
 
 `diffusers` is imported only inside the loader (install it with `pip install -e .[diffusers]`);
 nothing is downloaded.
@@ -75,7 +76,8 @@ def load_diffusers_denoiser(path: str | Path, image_size: int | None = None, cha
     try:
         import diffusers
     except ImportError as error:
-        raise ImportError("loading a diffusers model needs the optional dependency: pip install -e .[diffusers]") from error
+        raise ImportError("loading a diffusers model needs the optional dependency: "
+                          "pip install -e .[diffusers]") from error
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"diffusers model directory {root} does not exist: expected {EXPECTED}")
@@ -85,7 +87,8 @@ def load_diffusers_denoiser(path: str | Path, image_size: int | None = None, cha
     scheduler_config = read_config(scheduler_dir / SCHEDULER_CONFIG)
     prediction_type = scheduler_config.get("prediction_type", "epsilon")
     if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"{scheduler_dir / SCHEDULER_CONFIG}: prediction_type {prediction_type!r} is not one of {PREDICTION_TYPES}")
+        raise ValueError(f"{scheduler_dir / SCHEDULER_CONFIG}: prediction_type {prediction_type!r} is not one of "
+                         f"{PREDICTION_TYPES}")
     try:
         unet = diffusers.UNet2DModel.from_pretrained(unet_dir, local_files_only=True, low_cpu_mem_usage=False)
         scheduler = diffusers.DDPMScheduler.from_config(scheduler_config)

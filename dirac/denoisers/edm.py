@@ -9,13 +9,15 @@ from dirac.denoisers.base import CENTRED_SCALE, DenoiserModule, from_centred, to
 
 
 def edm_preconditioning(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(c_skip, c_out, c_in, c_noise) of EDM Table 1: sd^2/(s^2+sd^2), s sd/sqrt(s^2+sd^2), 1/sqrt(s^2+sd^2), ln(s)/4."""
+    """(c_skip, c_out, c_in, c_noise) of EDM Table 1: sd^2/(s^2+sd^2), s sd/sqrt(s^2+sd^2), 1/sqrt(s^2+sd^2),
+    ln(s)/4."""
     total = sigma**2 + sigma_data**2
     return sigma_data**2 / total, sigma * sigma_data / total.sqrt(), 1 / total.sqrt(), sigma.log() / 4
 
 
 def edm_loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
-    """EDM loss weight lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 (Karras et al. 2022, Table 1), same units as sigma."""
+    """EDM loss weight lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 (Karras et al. 2022, Table 1),
+    same units as sigma."""
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
@@ -27,7 +29,8 @@ def sample_edm_sigma(batch: int, p_mean: float = -1.2, p_std: float = 1.2, *, ge
 
 
 class EDMDenoiser(DenoiserModule):
-    """D(x, sigma) = c_skip x + c_out F(c_in x, c_noise) (Karras et al. 2022, eq. 7) around a backbone `net(x, noise_label)`.
+    """D(x, sigma) = c_skip x + c_out F(c_in x, c_noise) (Karras et al. 2022, eq. 7) around a backbone
+    `net(x, noise_label)`.
 
     Project decision on the data range: the preconditioning works on the centred image 2x - 1 at noise
     level 2 sigma, with `sigma_data` (default 0.5, EDM's value for [-1, 1] data) in those units, and the
@@ -52,13 +55,15 @@ class EDMDenoiser(DenoiserModule):
         return from_centred(c_skip[:, None, None, None] * x_m + c_out[:, None, None, None] * out)
 
     def loss_weight(self, sigma: Tensor) -> Tensor:
-        """lambda for a squared error in [0, 1] units at [0, 1] noise levels: 4 lambda(2 sigma), so the loss is EDM's."""
+        """lambda for a squared error in [0, 1] units at [0, 1] noise levels: 4 lambda(2 sigma),
+        so the loss is EDM's."""
         return CENTRED_SCALE**2 * edm_loss_weight(CENTRED_SCALE * sigma, self.sigma_data)
 
     def sample_sigma(self, batch: int, generator: torch.Generator | None = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
         """Training noise levels in [0, 1] units: EDM's log-normal levels (for the centred data) divided by 2."""
-        return sample_edm_sigma(batch, self.p_mean, self.p_std, generator=generator, device=device, dtype=dtype) / CENTRED_SCALE
+        return sample_edm_sigma(batch, self.p_mean, self.p_std, generator=generator, device=device,
+                                dtype=dtype) / CENTRED_SCALE
 
     def loss(self, x0: Tensor, sigma: Tensor | None = None, noise: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:

@@ -1,4 +1,5 @@
-"""Variance-preserving DDPM models as VE denoisers by the change of variables x_t = sqrt(abar) x_ve (Karras et al. 2022, §2 / Table 1)."""
+"""Variance-preserving DDPM models as VE denoisers by the change of variables x_t = sqrt(abar) x_ve
+(Karras et al. 2022, §2 / Table 1)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 def vp_sigmas(alphas_cumprod: Tensor) -> Tensor:
-    """VE noise levels of the discrete VP steps, sigma_i = sqrt((1 - abar_i) / abar_i) (model units, increasing in i)."""
+    """VE noise levels of the discrete VP steps, sigma_i = sqrt((1 - abar_i) / abar_i) (model units,
+    increasing in i)."""
     return ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
 
 

@@ -51,8 +51,9 @@ class TimeDiscriminator(nn.Module):
         super().__init__()
         downs = int(math.log2(image_size // final_resolution)) if image_size >= final_resolution else -1
         if downs < 0 or final_resolution << downs != image_size or downs > len(channel_mult):
-            raise ValueError(f"discriminator: image_size {image_size} must be final_resolution {final_resolution} times "
-                             f"a power of two with at most len(channel_mult) = {len(channel_mult)} halvings")
+            raise ValueError(f"discriminator: image_size {image_size} must be final_resolution "
+                             f"{final_resolution} times a power of two with at most len(channel_mult) = "
+                             f"{len(channel_mult)} halvings")
         self.conditional, self.sample_shape = bool(conditional), (int(in_channels), int(image_size), int(image_size))
         self.embed = nn.Sequential(PositionalEmbedding(t_emb), nn.Linear(t_emb, t_emb), nn.LeakyReLU(0.2),
                                    nn.Linear(t_emb, t_emb), nn.LeakyReLU(0.2))

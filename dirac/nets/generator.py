@@ -52,7 +52,8 @@ class AdaptiveResBlock(ResBlock):
         self.norm1 = AdaptiveGroupNorm(out_channels, style_channels)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        """Residual update of `x` with the level shift from emb[:, :emb_channels] and the style emb[:, emb_channels:]."""
+        """Residual update of `x` with the level shift from emb[:, :emb_channels] and the style
+        emb[:, emb_channels:]."""
         level, w = emb[:, :self.emb_channels], emb[:, self.emb_channels:]
         h = self.conv0(F.silu(self.norm0(x, w)))
         h = F.silu(self.norm1(h + self.affine(level)[:, :, None, None], w))
@@ -65,11 +66,13 @@ class NCSNppGenerator(NCSNpp):
     embedding of k) whose blocks are adaptive in w = MLP(PixelNorm(z)), z ~ N(0, I_nz), with n_mlp + 1 SiLU layers."""
 
     def __init__(self, in_channels: int = 3, image_size: int = 32, model_channels: int = 128,
-                 channel_mult: Sequence[int] = (1, 2, 2, 2), num_blocks: int = 2, attn_resolutions: Sequence[int] = (16,),
-                 dropout: float = 0.0, nz: int = 100, z_emb: int = 256, n_mlp: int = 4,
+                 channel_mult: Sequence[int] = (1, 2, 2, 2), num_blocks: int = 2,
+                 attn_resolutions: Sequence[int] = (16,), dropout: float = 0.0, nz: int = 100, z_emb: int = 256,
+                 n_mlp: int = 4,
                  resample_filter: Sequence[float] = FIR_TAPS) -> None:
-        super().__init__(in_channels, in_channels, image_size, model_channels, channel_mult, num_blocks, attn_resolutions,
-                         dropout, embedding="positional", resample_filter=resample_filter, encoder="residual",
+        super().__init__(in_channels, in_channels, image_size, model_channels, channel_mult, num_blocks,
+                         attn_resolutions, dropout, embedding="positional", resample_filter=resample_filter,
+                         encoder="residual",
                          block_type=partial(AdaptiveResBlock, style_channels=int(z_emb)))
         self.nz, self.sample_shape = int(nz), (int(in_channels), int(image_size), int(image_size))
         layers: list[nn.Module] = [PixelNorm(), nn.Linear(self.nz, z_emb), nn.SiLU()]

@@ -39,10 +39,12 @@ class ToyGenerator(nn.Module):
 
 
 class ToyDiscriminator(nn.Module):
-    """D(x_{k-1}, x_k, k) → logit: concat[x_{k-1}, (x_k if conditional), k / N] → 3 × (Linear → Tanh) → Linear(hidden, 1).
+    """D(x_{k-1}, x_k, k) → logit: concat[x_{k-1}, (x_k if conditional), k / N] → 3 × (Linear → Tanh)
+    → Linear(hidden, 1).
     The reference's D sees only (x_{k-1}, k) (`conditional: false`); `features` is the last hidden layer."""
 
-    def __init__(self, dim: int = 2, hidden: int = 32, steps: int = 4, conditional: bool = False, layers: int = 3) -> None:
+    def __init__(self, dim: int = 2, hidden: int = 32, steps: int = 4, conditional: bool = False,
+                 layers: int = 3) -> None:
         super().__init__()
         self.dim, self.steps, self.conditional = int(dim), int(steps), bool(conditional)
         self.feature_dim, self.sample_shape = int(hidden), (self.dim,)

@@ -11,13 +11,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def random_directions(count: int, dim: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Tensor:
+def random_directions(count: int, dim: int, device: torch.device | str = "cpu",
+                      generator: torch.Generator | None = None) -> Tensor:
     """`(count, dim)` directions uniform on the unit sphere."""
     return F.normalize(torch.randn(count, dim, device=device, generator=generator), dim=1)
 
 
 def sliced_wasserstein(x: Tensor, y: Tensor, directions: Tensor, p: float = 2.0) -> Tensor:
-    """(mean_θ Σ_b |sort(θᵀx)_b − sort(θᵀy)_b|^p)^{1/p}: the reference's batch-summed sliced W_p (rgm.md §5), equal batches."""
+    """(mean_θ Σ_b |sort(θᵀx)_b − sort(θᵀy)_b|^p)^{1/p}: the reference's batch-summed sliced W_p (rgm.md §5),
+    equal batches."""
     px, py = x.flatten(1) @ directions.T, y.flatten(1) @ directions.T
     gaps = (px.sort(dim=0).values - py.sort(dim=0).values).abs().pow(p).sum(dim=0)
     return gaps.mean().pow(1 / p)
@@ -38,7 +40,8 @@ class DSWDPrior(nn.Module):
     def __init__(self, dim: int | None = 2, projections: int = 10, inner_steps: int = 10, cosine_weight: float = 10.0,
                  p: float = 2.0, on_features: bool = False) -> None:
         super().__init__()
-        for name, value in (("dim", 1 if dim is None else dim), ("projections", projections), ("inner_steps", inner_steps)):
+        for name, value in (("dim", 1 if dim is None else dim), ("projections", projections),
+                            ("inner_steps", inner_steps)):
             if int(value) != value or value < 1:
                 raise ValueError(f"prior.{name} must be a positive integer, got {value!r}")
         self.projections, self.inner_steps = int(projections), int(inner_steps)

@@ -5,7 +5,7 @@ differences with Neumann boundary). Each iteration:
 
     x  = (I + D^T D)^{-1} [(v1 - u1) + D^T (v2 - u2)]      exact, the DCT-II diagonalises D^T D
     v1 = prox_{f/rho}(x + u1) = operator.prox_l2(x + u1, y, 1/rho)
-    v2 = shrink(D x + u2, lambda/rho)                        soft-thresholding (anisotropic) or its group form (isotropic)
+    v2 = shrink(D x + u2, lambda/rho)                      soft-thresholding (anisotropic) or its group form (isotropic)
     u1 += x - v1;  u2 += D x - v2
 
 Every step is batched over images; no host synchronisation inside the loop (the operator's prox is closed form for

@@ -29,7 +29,8 @@ TRAIN_HINT = ("train one with `python -m dirac.run experiment=denoiser_embedded`
 class SharedDenoiser:
     """The unconditional denoiser D(x, sigma) of a baseline (SPEC §1.5): a module, or a zero-argument loader (a Hydra
     `_partial_` of `dirac.denoisers.loading.load_denoiser`) called once, frozen, and moved to the data's device.
-    `what`, `key` and `hint` name the network, its path setting and how to get one (another network: RGM-PnP's prior)."""
+    `what`, `key` and `hint` name the network, its path setting and how to get one (another network:
+    RGM-PnP's prior)."""
 
     def __init__(self, source: nn.Module | Callable[[], nn.Module], what: str = "a denoiser D(x, sigma)",
                  key: str = "denoiser.path", hint: str = TRAIN_HINT) -> None:
@@ -39,11 +40,13 @@ class SharedDenoiser:
 
     def load(self, method: str) -> nn.Module:
         """The network, loaded on first use without drawing from the global random generator (so a comparison run
-        trains Dirac exactly as the run without baselines); a loader without a path is refused with the way to get one."""
+        trains Dirac exactly as the run without baselines); a loader without a path is refused with the way to get
+        one."""
         if self.module is None:
             keywords = self.source.keywords if isinstance(self.source, functools.partial) else {}
             if "path" in keywords and keywords["path"] in (None, ""):
-                raise FileNotFoundError(f"the {method} baseline needs {self.what} but {self.key} is not set: {self.hint}")
+                raise FileNotFoundError(f"the {method} baseline needs {self.what} but {self.key} is not "
+                                        f"set: {self.hint}")
             with torch.random.fork_rng(devices=[]):  # building the network leaves the run's random stream alone
                 self.module = self.source().eval().requires_grad_(False)
         return self.module
@@ -113,7 +116,8 @@ class BaselineRestorer(Restorer):
     def __post_init__(self) -> None:
         check_choice("objective", self.objective, OBJECTIVES)
         object.__setattr__(self, "tune", tuple(str(param) for param in self.tune))
-        object.__setattr__(self, "grids", {str(key): [float(v) for v in values] for key, values in dict(self.grids).items()})
+        object.__setattr__(self, "grids",
+                           {str(key): [float(v) for v in values] for key, values in dict(self.grids).items()})
         for param in (*self.tune, *self.grids):
             if param not in self.PARAMS:
                 raise ValueError(f"{self.METHOD} has no tunable parameter {param!r}; choose one of {list(self.PARAMS)}")
@@ -148,7 +152,8 @@ class BaselineRestorer(Restorer):
         return sorted(float(value) for value in values)
 
     def prepare(self, degradation: Degradation) -> None:
-        """Refuse a degradation this method cannot handle (`check_operator`), then load the denoiser, before any work."""
+        """Refuse a degradation this method cannot handle (`check_operator`), then load the denoiser,
+        before any work."""
         if self.NEEDS_LINEAR:
             if not degradation.linear:
                 raise ValueError(f"{self.METHOD} needs a linear measurement operator, but {type(degradation).__name__} "

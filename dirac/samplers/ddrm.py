@@ -55,7 +55,8 @@ class DDRM(SigmaLadderBaseline):
         """DDRM needs the operator's SVD and the measurement noise level."""
         require_svd(self.METHOD, degradation, operator, "samples in the operator's SVD space (A = U diag(s) V^T)")
         if self.noise is None:
-            raise ValueError("DDRM needs the measurement noise sigma_1: pass the task's noise schedule (noise: ${noise})")
+            raise ValueError("DDRM needs the measurement noise sigma_1: pass the task's noise schedule "
+                             "(noise: ${noise})")
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,

@@ -25,7 +25,8 @@ class ODEStep:
 
 
 def pf_ode_sigmas(s: float, steps: int, kappa: float = 1.0) -> list[float]:
-    """The grid sigma_i = s (1 - i / N)^kappa, i = 0..N, from s to 0 (kappa = 1 uniform; larger kappa refines near 0)."""
+    """The grid sigma_i = s (1 - i / N)^kappa, i = 0..N, from s to 0 (kappa = 1 uniform;
+    larger kappa refines near 0)."""
     if steps < 1 or not s > 0 or not kappa > 0:
         raise ValueError(f"need steps >= 1, s > 0 and kappa > 0, got steps={steps}, s={s}, kappa={kappa}")
     return [s * (1 - i / steps) ** kappa for i in range(steps + 1)]

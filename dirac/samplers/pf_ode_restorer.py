@@ -55,12 +55,14 @@ class PFODERestorer(BaselineRestorer):
         return 2 * self.steps - 1
 
     def prepare(self, degradation: Degradation) -> None:
-        """Refuse anything but pure denoising (y = x0 + sigma_1 z) or a missing noise schedule, then load the denoiser."""
+        """Refuse anything but pure denoising (y = x0 + sigma_1 z) or a missing noise schedule,
+        then load the denoiser."""
         if not isinstance(degradation, Identity):
             raise ValueError(f"the PF-ODE restorer integrates from y = x0 + sigma_1 z (degradation=denoising), but the "
                              f"task's degradation is {type(degradation).__name__}; use dps, ddrm or pnp_admm for it")
         if self.noise is None:
-            raise ValueError("PF-ODE needs the measurement noise sigma_1: pass the task's noise schedule (noise: ${noise})")
+            raise ValueError("PF-ODE needs the measurement noise sigma_1: pass the task's noise schedule "
+                             "(noise: ${noise})")
         super().prepare(degradation)
 
     @torch.no_grad()

@@ -86,7 +86,8 @@ class Restorer(ABC):
 
     def sweep(self, y: Tensor, degradation: Degradation, param: str, values: Sequence[float],
               consume: OutputConsumer, generators: Callable[[], Generators]) -> None:
-        """`consume(value, output)` for each value of `param`, each output from fresh `generators()` (one run per value)."""
+        """`consume(value, output)` for each value of `param`, each output from fresh `generators()`
+        (one run per value)."""
         self.check_param(param)
         for value in values:
             consume(value, self.with_params(**{param: value})(y, degradation, generators()))

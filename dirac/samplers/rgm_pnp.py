@@ -32,7 +32,8 @@ from dirac.degradations.colorization import Colorization
 from dirac.degradations.operators import LinearOperator
 from dirac.degradations.superresolution import BlockSuperResolution
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator, require_svd
+from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator,
+                                     require_svd)
 from dirac.samplers.restorer import Generators, gaussian_like
 
 RGM_HINT = ("train one with `python -m dirac.run experiment=cifar10_rgm_kld_d` (32 px; celebahq_rgm_kld_d for 256 px) "
@@ -40,7 +41,8 @@ RGM_HINT = ("train one with `python -m dirac.run experiment=cifar10_rgm_kld_d` (
 
 
 def load_rgm(path: str | Path | None) -> nn.Module:
-    """The RGM image module stored at `path` (an `rgm.ckpt`), read by the safe checkpoint loader, frozen, in eval mode."""
+    """The RGM image module stored at `path` (an `rgm.ckpt`), read by the safe checkpoint loader, frozen,
+    in eval mode."""
     from dirac.checkpoints import load_checkpoint, module_from_checkpoint
 
     if path in (None, "") or not Path(path).expanduser().is_file():

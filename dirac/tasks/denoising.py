@@ -32,8 +32,10 @@ def sigma_row(sigma: float) -> str:
     return f"sigma={sigma:g}"
 
 
-def noise_generators(seed: int, sigma: float, names: Sequence[str], device: torch.device | str) -> list[torch.Generator]:
-    """Per-image generators of the test noise at level sigma, seeded by (seed, sigma, image name) (batch independent)."""
+def noise_generators(seed: int, sigma: float, names: Sequence[str],
+                     device: torch.device | str) -> list[torch.Generator]:
+    """Per-image generators of the test noise at level sigma, seeded by (seed, sigma, image name)
+    (batch independent)."""
     return image_generators(seed, names, f"denoising/{sigma:g}", device)
 
 
@@ -66,8 +68,8 @@ class DenoisingTask(Task):
         """The method must expose a denoiser D(x, sigma) as its `denoiser` attribute (an nn.Module)."""
         if not isinstance(getattr(method, "denoiser", None), nn.Module):
             raise ValueError(f"the denoising task needs a method with a denoiser D(x, sigma) (a `denoiser` module), "
-                             f"but the {method.family or type(method).__name__!r} method has none; use method=denoiser, "
-                             "or judge this method with its own task (e.g. task=restoration)")
+                             f"but the {method.family or type(method).__name__!r} method has none; use "
+                             "method=denoiser, or judge this method with its own task (e.g. task=restoration)")
 
     def fit_callbacks(self, method: Method) -> list[L.Callback]:
         """The denoising preview at `preview_sigma`, logged at each validation during training."""
@@ -82,7 +84,8 @@ class DenoisingTask(Task):
 
     def evaluate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
                  output_dir: Path) -> dict[str, dict[str, float]]:
-        """Denoised vs noisy PSNR/SSIM/MSE at every sigma on the test split: results.md/.csv and the PSNR-sigma curve."""
+        """Denoised vs noisy PSNR/SSIM/MSE at every sigma on the test split:
+        results.md/.csv and the PSNR-sigma curve."""
         evaluation = DenoisingEvaluation(self, method, output_dir)
         trainer.test(evaluation, datamodule=datamodule, verbose=False)
         return evaluation.results
@@ -201,7 +204,8 @@ def write_denoising_results(results: Mapping[str, Mapping[str, float]], sigmas: 
 
 
 @rank_zero_only
-def log_denoising_curve(logger: Logger | None, rows: Sequence[Mapping[str, float]], key: str = "denoising_curve") -> None:
+def log_denoising_curve(logger: Logger | None, rows: Sequence[Mapping[str, float]],
+                        key: str = "denoising_curve") -> None:
     """Log PSNR (denoised and noisy) against sigma as a wandb line plot; a no-op unless `logger` is a WandbLogger."""
     if not isinstance(logger, WandbLogger):
         return

@@ -71,7 +71,8 @@ def coverage_table(results: Mapping[str, Mapping[str, float]], notes: str) -> st
     modes = sorted((key for row in results.values() for key in row if key.startswith("mode_")),
                    key=lambda key: int(key.split("_")[1]))
     modes = list(dict.fromkeys(modes))
-    lines = ["| model | modes covered | high-quality | " + " | ".join(modes) + " |", "|---|---|---|" + "---|" * len(modes)]
+    lines = ["| model | modes covered | high-quality | " + " | ".join(modes) + " |",
+             "|---|---|---|" + "---|" * len(modes)]
     lines += [f"| {name} | {row['modes_covered']:.0f} | {row['high_quality']:.3f} | "
               + " | ".join(f"{row[key]:.0f}" for key in modes) + " |" for name, row in results.items()]
     return "\n".join(lines) + f"\n\nNotes: {notes}\n"
@@ -171,8 +172,10 @@ class GenerationTask(Task):
             raise ValueError(f"the mode-coverage report needs the 2-D toy data (data=toy2d), got "
                              f"{type(datamodule).__name__}")
         method.eval()
-        samples = method.sample(self.num_samples, torch.Generator(next(method.parameters()).device).manual_seed(self.seed)).cpu()
-        results = {"samples": mode_coverage(samples, datamodule.means(), datamodule.std, self.std_multiple, self.min_fraction)}
+        samples = method.sample(self.num_samples,
+                                torch.Generator(next(method.parameters()).device).manual_seed(self.seed)).cpu()
+        results = {"samples": mode_coverage(samples, datamodule.means(), datamodule.std, self.std_multiple,
+                                            self.min_fraction)}
         if trainer.is_global_zero:
             datamodule.setup("test")
             data = datamodule.dataset("test").points[: self.scatter_points]
@@ -182,7 +185,8 @@ class GenerationTask(Task):
 
     def write(self, results: Mapping[str, Mapping[str, float]], samples: Tensor, data: Tensor,
               datamodule: L.LightningDataModule, directory: Path) -> dict[str, Path]:
-        """results.md/.csv (summary and per-mode counts), mode_counts.csv (mode, centre, count) and scatter.png in `directory`."""
+        """results.md/.csv (summary and per-mode counts), mode_counts.csv (mode, centre,
+        count) and scatter.png in `directory`."""
         row, means = results["samples"], datamodule.means()
         notes = (f"{self.num_samples} samples (seed {self.seed}); high-quality = within {self.std_multiple:g} std "
                  f"({self.std_multiple * datamodule.std:.3g}) of the nearest mode; a mode is covered with ≥ "
@@ -250,8 +254,9 @@ class GenerationTask(Task):
                   f"{self.fid_reference} images")
         notes = {"FID": f"Inception-v3 pool features on 8-bit images, {counts}" if scores.fid is not None
                  else f"not computed (off, or Inception weights missing; reference: the {self.fid_reference} split)",
-                 "patch SWD": f"7x7 patches, 256 projections, {self.swd_patches_per_image} patches of each of the first "
-                              f"{scores.kept_count(False)} samples and {scores.kept_count(True)} test images",
+                 "patch SWD": f"7x7 patches, 256 projections, {self.swd_patches_per_image} patches of "
+                              f"each of the first {scores.kept_count(False)} samples and {scores.kept_count(True)} "
+                              "test images",
                  "clipping": "samples and images clipped to [0, 1]"}
         rows = [{"model": name, **{key: repr(value) for key, value in row.items()}} for name, row in results.items()]
         return written(save_png(image, directory / "samples.png"),

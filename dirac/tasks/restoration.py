@@ -121,8 +121,10 @@ class RestorationTask(Task):
         parameters tuned on validation data (stored in the method's calibration) applied."""
         offered = method.restorers()
         names = list(offered) if self.names is None else self.names
-        baselines = {name: restorer.with_params(**{param: value for param, value in method.calibration.get(name, {}).items()
-                                                   if param in restorer.tuned}) if method.calibration.get(name) else restorer
+        baselines = {name: restorer.with_params(**{param: value
+                                                   for param, value in method.calibration.get(name, {}).items()
+                                                   if param in restorer.tuned})
+                     if method.calibration.get(name) else restorer
                      for name, restorer in self.baselines.items()}
         return {**{name: offered[name] for name in names}, **baselines}
 
@@ -136,9 +138,11 @@ class RestorationTask(Task):
         if unknown:
             raise ValueError(f"unknown restorer(s) {unknown}: the {method.family!r} method offers {sorted(offered)}")
         restorers = self.restorers_of(method)
-        for role, name in (("curve", self.curve and self.curve.restorer), *(("preview", name) for name in self.preview)):
+        for role, name in (("curve", self.curve and self.curve.restorer),
+                           *(("preview", name) for name in self.preview)):
             if name and name not in restorers:
-                raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of {sorted(restorers)}")
+                raise ValueError(f"the task's {role} restorer {name!r} is not evaluated; choose one of "
+                                 f"{sorted(restorers)}")
         if self.curve is not None:
             self.curve.points(restorers[self.curve.restorer])  # an unknown parameter fails now
         self._check_operators(method)
@@ -252,7 +256,8 @@ class RestorationEvaluation(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.restorers = self.task.restorers_of(self.method)
         self.suite = self.task.metrics().to(self.device)
-        self.curve_suite = self.task.metrics(fid=False).to(self.device)  # FID per point would cost an Inception pass each
+        # FID per point would cost an Inception pass each
+        self.curve_suite = self.task.metrics(fid=False).to(self.device)
         self.saved_images = 0
         self.timers = torch.nn.ModuleDict({name: MeanMetric() for name in self.restorers} if self.task.timing else {})
         self.timers.to(self.device)
@@ -326,8 +331,9 @@ class RestorationEvaluation(L.LightningModule):
         notes = {**self.suite.notes, **{f"{name} {key}": f"{value:.3f}" for name, restorer in self.restorers.items()
                                          for key, value in restorer.params.items()}}
         if self.task.timing:
-            notes["seconds per image"] = ("wall clock around each restorer call, device-synchronised; restorers sharing "
-                                          "the curve pass get its time in proportion to their NFE")
+            notes["seconds per image"] = ("wall clock around each restorer call, device-synchronised; "
+                                          "restorers sharing the curve pass get its time in proportion to their "
+                                          "NFE")
         paths = write_results(results, self.output_dir, stem="results", notes=notes)
         if rows:
             paths.update(write_pd_curve(rows, self.output_dir, x=param, stem="pd_curve"))

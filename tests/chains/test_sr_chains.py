@@ -35,7 +35,8 @@ def test_level_stds_match_the_reference_tables():
     torch.testing.assert_close(sr.std, torch.tensor([0, 1.38312, 0.69156, 1.91971, 0.95986, 1.99657, 0.99828, 1.99996]),
                                atol=5e-5, rtol=0)
     assert sr.depth.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and sr.prior_std == 2.0
-    torch.testing.assert_close(sr.abar[[1, 3, 5, 7]], torch.tensor([0.72232, 0.28049, 0.05856, 0.00657]), atol=5e-5, rtol=0)
+    torch.testing.assert_close(sr.abar[[1, 3, 5, 7]], torch.tensor([0.72232, 0.28049, 0.05856, 0.00657]), atol=5e-5,
+                               rtol=0)
     naive = NaiveSRChain(3)
     torch.testing.assert_close(naive.std, torch.tensor([0, 0.41268, 0.24860, 0.12500]), atol=5e-5, rtol=0)
     torch.testing.assert_close(naive.abar, VPChain(3).abar)
@@ -66,7 +67,8 @@ def test_marginal_matches_composed_steps_in_mean_variance_and_block_structure(na
         for x in (marginal, composed):
             assert x.shape == x0.shape
             torch.testing.assert_close(x.mean(0), mean, atol=0.05 * float(chain.std[k]) + 1e-6, rtol=0)
-            torch.testing.assert_close(x.var(0), chain.std[k].pow(2).expand(1, 8, 8), atol=0.05 * float(chain.std[k]) ** 2, rtol=0)
+            torch.testing.assert_close(x.var(0), chain.std[k].pow(2).expand(1, 8, 8),
+                                       atol=0.05 * float(chain.std[k]) ** 2, rtol=0)
             if size > 1:  # pixels of one block are the same draw; neighbouring blocks are independent
                 assert torch.equal(x[:, :, 0, 0], x[:, :, size - 1, size - 1])
             if size < 8:
@@ -92,7 +94,8 @@ def test_endpoints_level_zero_is_clean_and_level_n_is_the_prior():
 def test_sr_steps_alternate_noise_and_block_averaging():
     chain, x = SRChain(7), torch.randn(2, 3, 16, 16)
     for k in (2, 4, 6):  # into an even level: block-average only, deterministic
-        torch.testing.assert_close(chain.step(x, levels(k, 2)), reference_down(x, int(chain.depth[k])), atol=1e-6, rtol=0)
+        torch.testing.assert_close(chain.step(x, levels(k, 2)), reference_down(x, int(chain.depth[k])), atol=1e-6,
+                                   rtol=0)
     for k in (1, 3, 5, 7):  # into an odd level: same resolution, fresh noise
         assert int(chain.depth[k]) == int(chain.depth[k - 1]) and chain.step_std[k] > 0
 
@@ -100,7 +103,8 @@ def test_sr_steps_alternate_noise_and_block_averaging():
 def test_fidelity_is_half_the_full_size_sum_of_std_scaled_residuals():
     for chain in (SRChain(7), NaiveSRChain(3)):
         x_k, x0_hat, k = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([2, 3])
-        expected = torch.stack([0.5 * (((x_k[b] - chain.abar[j] * reference_down(x0_hat[b:b + 1], int(chain.depth[j]))[0])
+        expected = torch.stack([0.5 * (((x_k[b] - chain.abar[j]
+                                         * reference_down(x0_hat[b:b + 1], int(chain.depth[j]))[0])
                                         / chain.fidelity_std[j]) ** 2).sum() for b, j in enumerate(k.tolist())])
         torch.testing.assert_close(chain.fidelity(x_k, x0_hat, k), expected, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(NaiveSRChain(3).fidelity_std, VPChain(3).sigma_bar)

@@ -34,7 +34,8 @@ def test_decoder_rebuilds_x_s_bit_for_bit_with_a_network():
     assert torch.equal(x_s, encoding.x_s)
     for rho in (1.0, 2.0):
         assert fresh.decode(encoding.data, rho=rho, ode_steps=3).shape == (3, 16, 16)
-    assert torch.equal(fresh.decode(encoding.data, mmse=True), codec.reconstruct(encoding.x_s, encoding.sigma, mmse=True))
+    assert torch.equal(fresh.decode(encoding.data, mmse=True),
+                       codec.reconstruct(encoding.x_s, encoding.sigma, mmse=True))
 
 
 def test_a_prefix_of_the_steps_decodes_to_a_coarser_image():

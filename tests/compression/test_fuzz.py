@@ -28,7 +28,8 @@ def made(request):
 
 
 def corrupt(data: bytes, rng: random.Random) -> bytes:
-    """One corruption of `data`: a truncation, 1-8 flipped bits, a random header, random bytes appended or a random file."""
+    """One corruption of `data`: a truncation, 1-8 flipped bits, a random header,
+    random bytes appended or a random file."""
     kind = rng.randrange(5)
     if kind == 0:
         return data[: rng.randrange(len(data))]

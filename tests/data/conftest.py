@@ -19,7 +19,8 @@ def write_image(path: Path, size: tuple[int, int] = (20, 12), mode: str = "RGB",
 
 def write_numbered(folder: Path, count: int, suffix: str = ".png", start: int = 0) -> list[Path]:
     """Write `count` images named 00000<suffix>, ... whose grey level encodes their number."""
-    return [write_image(folder / f"{start + index:05d}{suffix}", value=(index * 7 % 256,) * 3) for index in range(count)]
+    return [write_image(folder / f"{start + index:05d}{suffix}", value=(index * 7 % 256,) * 3)
+            for index in range(count)]
 
 
 def write_cifar(root: Path, per_batch: int = 4, test: int = 3) -> Path:
@@ -34,7 +35,8 @@ def write_cifar(root: Path, per_batch: int = 4, test: int = 3) -> Path:
     for name in names:
         count = test if name == "test_batch" else per_batch
         ids = np.arange(start, start + count, dtype=np.uint8)[:, None]
-        rows = np.concatenate([np.repeat(plane, 1024, axis=1) for plane in (ids, 255 - ids, np.full_like(ids, 7))], axis=1)
+        rows = np.concatenate([np.repeat(plane, 1024, axis=1) for plane in (ids, 255 - ids, np.full_like(ids, 7))],
+                              axis=1)
         entry = {b"batch_label": name.encode(), b"labels": [0] * count, b"data": rows, b"filenames": [b"x.png"] * count}
         with (folder / name).open("wb") as handle:
             pickle.dump(entry, handle, protocol=2)

@@ -23,7 +23,8 @@ def check_items(dataset, image_size):
 
 def check_disjoint(source):
     splits = {split: set(names(source.dataset(split))) for split in ("train", "val", "test")}
-    assert not splits["train"] & splits["val"] and not splits["train"] & splits["test"] and not splits["val"] & splits["test"]
+    assert not splits["train"] & splits["val"] and not splits["train"] & splits["test"]
+    assert not splits["val"] & splits["test"]
     return splits
 
 
@@ -87,8 +88,9 @@ def test_ffhq_missing_split_folders(tmp_path):
 def test_imagenet_first_and_last_val_file_per_class(imagenet_root, tmp_path):
     source = ImageNetSource(root=imagenet_root, image_size=8)
     assert len(source.dataset("train")) == 4
-    assert names(source.dataset("val")) == [f"val/{wnid}/ILSVRC2012_val_{wnid}_1.JPEG" for wnid in ("n01440764", "n01443537")]
-    assert names(source.dataset("test")) == [f"val/{wnid}/ILSVRC2012_val_{wnid}_3.JPEG" for wnid in ("n01440764", "n01443537")]
+    wnids = ("n01440764", "n01443537")
+    assert names(source.dataset("val")) == [f"val/{wnid}/ILSVRC2012_val_{wnid}_1.JPEG" for wnid in wnids]
+    assert names(source.dataset("test")) == [f"val/{wnid}/ILSVRC2012_val_{wnid}_3.JPEG" for wnid in wnids]
     check_disjoint(source)
     check_items(source.dataset("train"), 8)
     listing = tmp_path / "test.txt"
@@ -141,7 +143,8 @@ def test_folder_split_subfolders(tmp_path, make_image):
 
 def test_folder_with_nothing_usable(tmp_path):
     (tmp_path / "readme.md").write_text("hello")
-    with pytest.warns(UserWarning, match="readme.md"), pytest.raises(FileNotFoundError, match="no readable image files"):
+    with pytest.warns(UserWarning, match="readme.md"), pytest.raises(FileNotFoundError,
+                                                                     match="no readable image files"):
         FolderSource(root=tmp_path).dataset("test")
 
 

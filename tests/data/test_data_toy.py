@@ -50,7 +50,8 @@ def test_splits_seeded_and_independent():
     assert len(module.dataset("val")) == 50 and module.dataset("train")[0].shape == (2,)
     assert not torch.equal(module.dataset("val").points, module.dataset("test").points)
     assert torch.equal(ToyDataModule(num_samples=100, seed=0).dataset("train").points, module.dataset("train").points)
-    assert not torch.equal(ToyDataModule(num_samples=100, seed=5).dataset("train").points, module.dataset("train").points)
+    assert not torch.equal(ToyDataModule(num_samples=100, seed=5).dataset("train").points,
+                           module.dataset("train").points)
     batches = list(module.train_dataloader())
     assert len(batches) == 10 and batches[0].shape == (10, 2)
     assert not torch.equal(torch.cat(batches), module.dataset("train").points)  # shuffled

@@ -1,4 +1,5 @@
-"""Operator properties of every degradation (A_0 = I, batching, adjoint, d/dt, gradients, errors) and each A_1 (SPEC §1.1)."""
+"""Operator properties of every degradation (A_0 = I, batching, adjoint, d/dt, gradients, errors) and each A_1
+(SPEC §1.1)."""
 
 import numpy as np
 import pytest

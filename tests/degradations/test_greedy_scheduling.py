@@ -36,7 +36,8 @@ def test_greedy_blur_on_a_cosine_spaces_the_attenuation_evenly():
     result = greedy_schedule(blur, image, mse_distance, budget=9, candidates=256)
     severities = result.severity.c_knots
     wave = image[0, 0] - 0.5
-    responses = [((blur.apply_at(image, c[None].float())[0, 0] - 0.5) * wave).sum() / (wave * wave).sum() for c in severities]
+    responses = [((blur.apply_at(image, c[None].float())[0, 0] - 0.5) * wave).sum() / (wave * wave).sum()
+                 for c in severities]
     responses = torch.stack(responses)
     normalised = (responses - responses[0]) / (responses[-1] - responses[0])
     torch.testing.assert_close(normalised, torch.linspace(0, 1, 9), atol=0.01, rtol=0)
@@ -55,7 +56,8 @@ def test_greedy_keeps_endpoints_is_monotone_and_its_largest_step_never_grows():
         assert bool((c[1:] > c[:-1]).all())
         torch.testing.assert_close(result.severity.t_knots, torch.linspace(0, 1, budget, dtype=torch.float64))
         assert len(result.max_distance) == budget - 1 and len(result.distances) == budget - 1
-        assert all(later <= earlier for earlier, later in zip(result.max_distance, result.max_distance[1:], strict=False))
+        assert all(later <= earlier for earlier, later in zip(result.max_distance, result.max_distance[1:],
+                                                              strict=False))
     assert large.max_distance[: len(small.max_distance)] == small.max_distance
     assert set(small.severity.c_knots.tolist()) <= set(large.severity.c_knots.tolist())
     assert large.max_distance[-1] < small.max_distance[-1]
@@ -108,7 +110,8 @@ def test_cli_refuses_a_degradation_without_severity(tmp_path):
 @pytest.mark.slow
 def test_cli_entry_point_runs(tmp_path):
     out = tmp_path / "box.txt"
-    command = [sys.executable, "-m", "dirac.schedule", "degradation=box_inpainting", "budget=4", "candidates=8", "images=2",
-               "data.image_size=16", "data.source.train=[astronaut]", f"out={out}", f"hydra.run.dir={tmp_path / 'run'}"]
+    command = [sys.executable, "-m", "dirac.schedule", "degradation=box_inpainting", "budget=4", "candidates=8",
+               "images=2", "data.image_size=16", "data.source.train=[astronaut]", f"out={out}",
+               f"hydra.run.dir={tmp_path / 'run'}"]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
     assert TabulatedSeverity.from_file(out).endpoints() == (0.0, 0.5)

@@ -1,7 +1,11 @@
-"""Operators of every linear degradation at fixed severities: A, A^T, A^+, prox_l2 and the SVD (SPEC §1.5, ARCHITECTURE "Operator").
+"""Operators of every linear degradation at fixed severities: A, A^T, A^+, prox_l2 and the SVD (SPEC §1.5,
+ARCHITECTURE "Operator").
 
 One list of (family, severities) cases; every operator goes through every check, in float64.
 """
+
+import ast
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +19,9 @@ from dirac.degradations import (
     GaussianInpainting,
     Identity,
 )
-from dirac.degradations.operators import LinearOperator, reflect_pad_adjoint
+from dirac.degradations import operators
+from dirac.degradations.blur import reflect_pad_adjoint
+from dirac.degradations.operators import LinearOperator
 
 from .conftest import REGISTRY, SIZE
 
@@ -51,7 +57,8 @@ class Case:
 
     def make(self, t):
         """The operator under test at severities t."""
-        return self.degradation.operator(t) if self.kind == "closed" else LinearOperator(self.degradation, t, cg_tol=1e-10)
+        return self.degradation.operator(t) if self.kind == "closed" else LinearOperator(self.degradation, t,
+                                                                                         cg_tol=1e-10)
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -78,7 +85,8 @@ def test_adjoint_passes_the_dot_product_test(case):
 
 
 def test_adjoint_matches_the_autograd_adjoint(case):
-    torch.testing.assert_close(case.op.A_adjoint(case.y), case.degradation.adjoint(case.y, case.t), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(case.op.A_adjoint(case.y), case.degradation.adjoint(case.y, case.t), atol=1e-12,
+                               rtol=1e-12)
 
 
 def test_pseudo_inverse_satisfies_A_Apinv_A_equals_A(case):
@@ -201,3 +209,11 @@ def test_a_nonlinear_family_has_no_operator():
 def test_severities_outside_the_unit_interval_are_rejected():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         GaussianBlur(3, SIZE).operator(torch.tensor([0.5, 1.5]))
+
+
+def test_the_operator_algebra_imports_no_degradation():
+    """operators.py is the generic algebra: the families and the Degradation base import it, it imports none of them."""
+    tree = ast.parse(Path(operators.__file__).read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not [name for name in modules if name and name.startswith("dirac")]

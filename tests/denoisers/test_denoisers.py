@@ -1,4 +1,5 @@
-"""The denoiser protocol, the Gaussian posterior mean, EDM preconditioning and the VP/epsilon adapter (SPEC §1.5, §3)."""
+"""The denoiser protocol, the Gaussian posterior mean, EDM preconditioning and the VP/epsilon adapter (SPEC §1.5,
+§3)."""
 
 import math
 
@@ -136,7 +137,8 @@ def linear_alphas_cumprod(steps=200):
 
 
 class AnalyticVPModel:
-    """E[eps | x_t] (or v, or x0) for x0_m ~ N(m, V) in VP form x_t = sqrt(a) x0_m + sqrt(1 - a) eps, at fractional timesteps.
+    """E[eps | x_t] (or v, or x0) for x0_m ~ N(m, V) in VP form x_t = sqrt(a) x0_m + sqrt(1 - a) eps,
+    at fractional timesteps.
 
     abar at a fractional timestep follows the adapter's documented interpolation of log sigma (numpy, independently).
     """
@@ -152,7 +154,8 @@ class AnalyticVPModel:
         marginal = a * self.V + 1 - a
         eps = (1 - a).sqrt() / marginal * (x_t - a.sqrt() * self.m)
         x0 = self.m + a.sqrt() * self.V / marginal * (x_t - a.sqrt() * self.m)
-        return {"epsilon": eps, "sample": x0, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0}[self.prediction_type]
+        return {"epsilon": eps, "sample": x0,
+                "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0}[self.prediction_type]
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
@@ -161,7 +164,8 @@ def test_vp_adapter_of_the_analytic_model_is_the_gaussian_denoiser(prediction_ty
     alphas_cumprod = linear_alphas_cumprod()
     sigmas_01 = vp_sigmas(alphas_cumprod) / 2  # the schedule in [0, 1] units
     x, sigma = noisy_batch([sigmas_01[0] * 1.5, 0.05, 0.3, sigmas_01[-1] * 0.9])
-    adapter = VPDenoiser(AnalyticVPModel(mean, variance, alphas_cumprod, prediction_type), alphas_cumprod, prediction_type)
+    adapter = VPDenoiser(AnalyticVPModel(mean, variance, alphas_cumprod, prediction_type), alphas_cumprod,
+                         prediction_type)
     torch.testing.assert_close(adapter(x, sigma), GaussianDenoiser(mean, variance)(x, sigma), atol=1e-10, rtol=1e-10)
 
 
@@ -177,8 +181,10 @@ def test_nearest_timesteps_are_exact_on_the_schedule():
 def test_sigma_to_timestep_interpolates_log_sigma_and_clamps():
     sigmas = torch.tensor([0.1, 0.4, 1.6, 6.4], dtype=torch.float64)
     query = torch.tensor([0.1, 0.2, 0.4, 6.4, 0.01, 100.0, 1.6 * 2 ** 0.5], dtype=torch.float64)
-    torch.testing.assert_close(sigma_to_timestep(query, sigmas), torch.tensor([0, 0.5, 1, 3, 0, 3, 2.25], dtype=torch.float64))
-    torch.testing.assert_close(sigma_to_timestep(query, sigmas, "nearest"), torch.tensor([0, 0, 1, 3, 0, 3, 2], dtype=torch.float64))
+    torch.testing.assert_close(sigma_to_timestep(query, sigmas),
+                               torch.tensor([0, 0.5, 1, 3, 0, 3, 2.25], dtype=torch.float64))
+    torch.testing.assert_close(sigma_to_timestep(query, sigmas, "nearest"),
+                               torch.tensor([0, 0, 1, 3, 0, 3, 2], dtype=torch.float64))
 
 
 @pytest.mark.parametrize(("alphas_cumprod", "kwargs", "message"), [

@@ -1,4 +1,5 @@
-"""Loading a pretrained diffusers UNet2DModel + DDPMScheduler from a local directory (saved here with save_pretrained)."""
+"""Loading a pretrained diffusers UNet2DModel + DDPMScheduler from a local directory
+(saved here with save_pretrained)."""
 
 import json
 import subprocess
@@ -20,12 +21,14 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "denoiser"
 
 def tiny_unet(**overrides):
     config = dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
-                  norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+                  norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "UpBlock2D"))
     return diffusers.UNet2DModel(**{**config, **overrides})
 
 
 def save(root, unet, scheduler, layout="pipeline"):
-    """Write a model directory: pipeline layout (unet/, scheduler/) or flat (config.json, weights, scheduler_config.json)."""
+    """Write a model directory: pipeline layout (unet/, scheduler/) or flat (config.json, weights,
+    scheduler_config.json)."""
     unet.save_pretrained(root / "unet" if layout == "pipeline" else root)
     scheduler.save_pretrained(root / "scheduler" if layout == "pipeline" else root)
     return root

@@ -18,8 +18,8 @@ from dirac.pipeline import model_config
 from tests.framework.conftest import CONF, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
-GROUPS = ["data", "method", "task", "degradation", "noise", "loss", "severity", "sampler", "trainer", "logger", "experiment",
-          "hydra/launcher", "net", "metrics", "callbacks"]
+GROUPS = ["data", "method", "task", "degradation", "noise", "loss", "severity", "sampler", "trainer", "logger",
+          "experiment", "hydra/launcher", "net", "metrics", "callbacks"]
 
 
 def test_config_groups_exist():
@@ -102,7 +102,8 @@ def denoiser_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rgm_checkpoint(tmp_path_factory) -> Path:
-    """An untrained tiny 32 px RGM image checkpoint: the prior the rgm_pnp experiments load when the task checks them."""
+    """An untrained tiny 32 px RGM image checkpoint: the prior the rgm_pnp experiments load when the task checks
+    them."""
     cfg = compose_config(["experiment=cifar10_rgm_kld_d", "generator=ncsnpp_tiny", "discriminator=tiny",
                           "data.image_size=32"], tmp_path_factory.mktemp("rgm") / "run")
     module = instantiate(cfg.model)

@@ -1,5 +1,6 @@
 """The speed options through config, on CPU (issue 20): bf16-mixed with the operators in float32, channels-last,
-torch.compile of the backbone with its fallback, gradient accumulation, loader workers and pinned memory; the stated training budget."""
+torch.compile of the backbone with its fallback, gradient accumulation, loader workers and pinned memory;
+the stated training budget."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def budget_trainer(max_steps: int, budget: TrainingBudget) -> L.Trainer:
 
 def test_a_step_count_over_the_stated_budget_stops_early_with_the_numbers():
     trainer = budget_trainer(10_000_000, TrainingBudget(minutes=0.05, probe_steps=12, warmup_steps=2))
-    with pytest.raises(TrainingBudgetError, match=r"max_steps=10000000 does not fit .* s per step .*budget.minutes=0.05"):
+    with pytest.raises(TrainingBudgetError,
+                       match=r"max_steps=10000000 does not fit .* s per step .*budget.minutes=0.05"):
         trainer.fit(BoringModel())
     assert trainer.global_step == 12
 

@@ -80,7 +80,8 @@ def test_mode_test_with_a_fixed_po_stop_uses_the_configured_stop(trained, tiny_c
 def test_incompatible_degradation_is_refused_naming_the_difference(trained, tiny_config):
     _, outcome, _ = trained
     with pytest.raises(ValueError, match="degradation"):
-        run(tiny_config("mode=test", f"ckpt_path={outcome['checkpoint']}", "degradation=gaussian_inpainting", run="bad"))
+        run(tiny_config("mode=test", f"ckpt_path={outcome['checkpoint']}", "degradation=gaussian_inpainting",
+                        run="bad"))
     with pytest.raises(ValueError, match="image_size"):
         run(tiny_config("mode=test", f"ckpt_path={outcome['checkpoint']}", "data.image_size=64", run="bad2"))
 

@@ -50,7 +50,8 @@ def test_a_users_folder_replaces_the_embedded_split_whole(experiment, tmp_path):
     from tests.data.conftest import write_numbered
 
     write_numbered(tmp_path / "mine", 4)
-    cfg = compose_config([f"experiment={experiment}", "data=folder", f"data.root={tmp_path / 'mine'}"], tmp_path / "run")
+    cfg = compose_config([f"experiment={experiment}", "data=folder", f"data.root={tmp_path / 'mine'}"],
+                         tmp_path / "run")
     assert isinstance(instantiate(cfg.data).source, FolderSource)
 
 

@@ -13,7 +13,8 @@ from dirac.priors.dswd import random_directions, sliced_wasserstein
 
 
 def analytic_mmd2(shift: float, std: float, dim: int, bandwidths) -> float:
-    """MMD² of N(0, s²I) and N(Δ, s²I) under Σ_σ exp(−‖x−y‖²/2σ²): Σ_σ 2c(1 − exp(−Δ²/2(σ²+2s²))), c = (σ²/(σ²+2s²))^{d/2}."""
+    """MMD² of N(0, s²I) and N(Δ, s²I) under Σ_σ exp(−‖x−y‖²/2σ²): Σ_σ 2c(1 − exp(−Δ²/2(σ²+2s²))),
+    c = (σ²/(σ²+2s²))^{d/2}."""
     total = 0.0
     for sigma in bandwidths:
         v = sigma ** 2 + 2 * std ** 2

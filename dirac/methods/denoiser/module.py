@@ -32,7 +32,8 @@ class DenoiserModule(Method):
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], sigma_data: float = 0.5,
                  p_mean: float = -1.2, p_std: float = 1.2, val_seed: int = 0, image_size: int | None = None,
                  channels: int | None = None,
-                 scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
+                 scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None
+                 ) -> None:
         super().__init__()
         self.denoiser = EDMDenoiser(net, sigma_data, p_mean, p_std)
         self.optimizer_factory = optimizer

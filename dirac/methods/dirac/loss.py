@@ -10,7 +10,8 @@ from dirac.degradations.noise import NoiseSchedule
 
 
 class LookAheadLoss(nn.Module):
-    """L(Δt) = E[w(t) ||A_{t'}(Phi) - A_{t'}(x0)||^2], t' = max(t - Δt, 0), w = 1/(sigma_t^2 + eps) (SPEC §1.2, paper eq. 12/14).
+    """L(Δt) = E[w(t) ||A_{t'}(Phi) - A_{t'}(x0)||^2], t' = max(t - Δt, 0), w = 1/(sigma_t^2 + eps) (SPEC §1.2,
+    paper eq. 12/14).
 
     Squared errors are summed over C·H·W per image and averaged over the batch (SPEC §1.3b).
     Δt = 0 matches the degradation at the current severity; Δt = 1 is the clean-image loss ||Phi - x0||^2,

@@ -1,4 +1,5 @@
-"""The Dirac LightningModule: look-ahead training of Phi(y_t, t); Dirac-DO and Dirac-PO as restorers (SPEC §1.2–§1.3)."""
+"""The Dirac LightningModule: look-ahead training of Phi(y_t, t); Dirac-DO and Dirac-PO as restorers
+(SPEC §1.2–§1.3)."""
 
 from __future__ import annotations
 

@@ -123,7 +123,8 @@ class RGMModule(Method):
         return x_prev, self.chain.step(x_prev, k)
 
     def redegrade(self, x0_hat: Tensor, x_k: Tensor, k: Tensor) -> Tensor:
-        """x̃_{k-1}: the forward marginal of x̂_0 (Alg. 2) or the posterior q(x_{k-1} | x_k, x̂_0) (Alg. 1); reparameterised."""
+        """x̃_{k-1}: the forward marginal of x̂_0 (Alg. 2) or the posterior q(x_{k-1} | x_k, x̂_0) (Alg. 1);
+        reparameterised."""
         if self.algorithm == "posterior":
             return self.chain.posterior_sample(x_k, x0_hat, k)
         return self.chain.marginal(x0_hat, k - 1)
@@ -143,7 +144,8 @@ class RGMModule(Method):
         return self.chain.fidelity(x_k, x0_hat, k)
 
     def prior_term(self, x_prev: Tensor, x_k: Tensor, k: Tensor, fake: Tensor) -> Tensor:
-        """g_phi of the generated level-(k−1) points against real ones: −logit D (KLD), MMD or DSWD (on points or D features)."""
+        """g_phi of the generated level-(k−1) points against real ones: −logit D (KLD), MMD or DSWD
+        (on points or D features)."""
         if self.prior is None:
             return fake.new_zeros(())
         if not hasattr(self.prior, "distance"):
@@ -159,7 +161,8 @@ class RGMModule(Method):
         return self.prior.distance(real, fake)
 
     def discriminator_step(self, x0: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
-        """One D step of the logistic GAN loss on (real, re-degraded generated) pairs, + γ/2 R1 every lazy_reg iterations."""
+        """One D step of the logistic GAN loss on (real, re-degraded generated) pairs,
+        + γ/2 R1 every lazy_reg iterations."""
         k = self.levels(x0.shape[0], x0.device)
         x_prev, x_k = self.real_pair(x0, k)
         with torch.no_grad():
@@ -177,7 +180,8 @@ class RGMModule(Method):
         return loss.detach()
 
     def generator_step(self, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The generator loss mean(prior + λ · fidelity) at fresh levels and latents; returns (loss, prior, fidelity)."""
+        """The generator loss mean(prior + λ · fidelity) at fresh levels and latents; returns (loss, prior,
+        fidelity)."""
         k = self.levels(x0.shape[0], x0.device)
         x_prev, x_k = self.real_pair(x0, k)
         x0_hat = self.restore(x_k, k)
@@ -216,7 +220,8 @@ class RGMModule(Method):
         average_gradients(net.parameters())
 
     def check_finite(self, what: str, loss: Tensor) -> None:
-        """Raise FloatingPointError naming the step when a loss is NaN or infinite (manual optimisation checks itself)."""
+        """Raise FloatingPointError naming the step when a loss is NaN or infinite
+        (manual optimisation checks itself)."""
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"RGM {what} loss became {value} at step {self.global_step}; lower the learning "
@@ -237,10 +242,11 @@ class RGMModule(Method):
         """x_0 of a batch: `(B, dim)` points as they are, or `batch["image"]` in [0, 1] mapped to [−1, 1]; anything
         that is not what the generator makes is refused at the first batch, naming both."""
         data = batch.get("image") if isinstance(batch, dict) else batch
-        if self.images != isinstance(batch, dict) or not torch.is_tensor(data) or tuple(data.shape[1:]) != self.sample_shape:
+        if (self.images != isinstance(batch, dict) or not torch.is_tensor(data)
+                or tuple(data.shape[1:]) != self.sample_shape):
             got = tuple(data.shape) if torch.is_tensor(data) else type(batch).__name__
-            wants = (f"image batches (batch, {', '.join(map(str, self.sample_shape))}) (an image data module)" if self.images
-                     else f"(batch, {self.sample_shape[0]}) points (data=toy2d)")
+            wants = (f"image batches (batch, {', '.join(map(str, self.sample_shape))}) (an image data module)"
+                     if self.images else f"(batch, {self.sample_shape[0]}) points (data=toy2d)")
             raise ValueError(f"RGM with the {type(self.generator).__name__} generator trains on {wants}, got {got}; "
                              "pick a generator/discriminator for the data (generator=toy for 2-D points)")
         return 2 * data.float() - 1 if self.images else data.float()
@@ -262,7 +268,8 @@ class RGMModule(Method):
             optimizers.append(make_d(self.discriminator.parameters()))
         if isinstance(self.prior, DSWDPrior):
             optimizers.append(make_p(self.prior.projection.parameters()))
-        schedulers = [make(optimizer) for make, optimizer in zip(self.scheduler_factories, optimizers) if make is not None]
+        schedulers = [make(optimizer) for make, optimizer in zip(self.scheduler_factories, optimizers)
+                      if make is not None]
         return (optimizers, schedulers) if schedulers else optimizers
 
     # ---- what the method offers tasks ------------------------------------------------------------------------------
@@ -299,7 +306,8 @@ class RGMModule(Method):
 
 
 def check_choices(chain: nn.Module, prior: nn.Module | None, algorithm: str, fidelity: str, lam: float) -> None:
-    """Refuse an unknown algorithm or fidelity, Alg. 1 on a chain without a Gaussian posterior, and an empty objective."""
+    """Refuse an unknown algorithm or fidelity, Alg. 1 on a chain without a Gaussian posterior,
+    and an empty objective."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"model.algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if fidelity not in FIDELITIES:

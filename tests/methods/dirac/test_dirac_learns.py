@@ -90,7 +90,8 @@ def validation_do_psnr(module: DiracModule, data: ImageDataModule) -> float:
     data.setup("validate")
     patches = data.dataset("val")
     x0 = torch.stack([patches[i]["image"] for i in range(len(patches))])
-    y = RestorationTask(module.degradation, module.noise, metrics=None).measure(x0, [f"val_{i}" for i in range(len(x0))])
+    y = RestorationTask(module.degradation, module.noise, metrics=None).measure(x0,
+                                                                                [f"val_{i}" for i in range(len(x0))])
     return float(psnr(module.restorers()["dirac_do"](y, module.degradation), x0).mean())
 
 

@@ -61,10 +61,16 @@ def test_the_training_step_draws_its_severities_from_the_configured_distribution
     assert seen["t"] is severity.drawn and seen["t"].shape == (6,)
 
 
-def test_a_checkpoint_may_rebuild_the_training_severity():
-    from dirac.checkpoints import build, check_stored
+def test_a_checkpoint_rebuilds_the_training_severity(tmp_path):
+    """A run with a tilted severity is saved and rebuilt from the file alone, with the same tilt."""
+    from hydra.utils import instantiate
 
-    node = {"_target_": "dirac.methods.dirac.TiltedSeverity", "power": 3}
-    check_stored({"model": {"severity": node}})
-    severity = build(node)
-    assert isinstance(severity, TiltedSeverity) and severity.power == 3.0
+    from dirac.checkpoints import load_checkpoint, module_from_checkpoint, save_checkpoint
+    from dirac.pipeline import model_config
+    from tests.framework.conftest import TINY, compose_config
+
+    cfg = compose_config([*TINY, "severity=tilted", "severity.power=3"], tmp_path / "run")
+    module = instantiate(cfg.model)
+    module.run_config = model_config(cfg)
+    rebuilt = module_from_checkpoint(load_checkpoint(save_checkpoint(module, tmp_path / "dirac.ckpt")))
+    assert isinstance(rebuilt.severity, TiltedSeverity) and rebuilt.severity.power == 3.0

@@ -13,7 +13,8 @@ def test_constants_match_the_reference_table():
     chain = VPChain(4)
     torch.testing.assert_close(chain.betas, torch.tensor([1e-8, 0.47826, 0.84921, 0.95642, 0.98740]), atol=5e-5, rtol=0)
     torch.testing.assert_close(chain.abar, torch.tensor([1.0, 0.72232, 0.28049, 0.05856, 0.00657]), atol=5e-5, rtol=0)
-    torch.testing.assert_close(chain.sigma_bar, torch.tensor([0.0, 0.69156, 0.95986, 0.99828, 0.99998]), atol=5e-5, rtol=0)
+    torch.testing.assert_close(chain.sigma_bar, torch.tensor([0.0, 0.69156, 0.95986, 0.99828, 0.99998]), atol=5e-5,
+                               rtol=0)
     torch.testing.assert_close(VPChain(7).abar[1:4], torch.tensor([0.89594, 0.65546, 0.39156]), atol=5e-5, rtol=0)
     _, var = chain.posterior(torch.zeros(4, 2), torch.zeros(4, 2), torch.arange(1, 5))
     torch.testing.assert_close(var[:, 0], torch.tensor([0.0, 0.44082, 0.88420, 0.98406]), atol=5e-5, rtol=0)

@@ -33,7 +33,8 @@ def discriminator() -> TimeDiscriminator:
 
 def image_module(prior=None, chain=None, **kwargs) -> RGMModule:
     prior = KLDPrior() if prior is None else prior
-    options = dict(discriminator=discriminator(), optimizer_d=ADAM, optimizer_projection=ADAM, ema_decay=0.5, lazy_reg=2)
+    options = dict(discriminator=discriminator(), optimizer_d=ADAM, optimizer_projection=ADAM, ema_decay=0.5,
+                   lazy_reg=2)
     return RGMModule(generator(), SRChain(7) if chain is None else chain, prior, ADAM, **{**options, **kwargs})
 
 

@@ -1,7 +1,8 @@
 """The 2-D toy result of RGM (SPEC §2 "2-D toy", issue #19 item 7), measured through `python -m dirac.run` at each
 toy experiment's own config (fixed seed 0, one thread, N = 4 NFE): every prior covers the 8 modes, none starved, with
 >= 90 % high-quality samples (measured: KLD 96.2 %, MMD 93.5 %, DSWD 91.3 %), while the prior-free MMSE model
-collapses toward the mode means (most samples outside every mode). Slow: each run trains for 1.5-11 minutes on one core."""
+collapses toward the mode means (most samples outside every mode). Slow:
+each run trains for 1.5-11 minutes on one core."""
 
 from __future__ import annotations
 
