@@ -25,9 +25,10 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, default_rtol
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (DATA_CENTRE, IterationCallback, SigmaLadderBaseline, measurement_operator,
-                                     require_svd, sigma_y)
-from dirac.samplers.restorer import Generators, gaussian_like, per_image
+from dirac.restorers.baseline import DATA_CENTRE, SigmaLadderBaseline, measurement_operator, require_svd, sigma_y
+from dirac.samplers.grids import per_image
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators, gaussian_like
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +40,6 @@ class DDRM(SigmaLadderBaseline):
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ("eta", "eta_b")
-    DEFAULT_GRIDS: ClassVar[dict] = {"eta": [0.0, 0.25, 0.5, 0.7, 0.85, 1.0], "eta_b": [0.4, 0.7, 0.85, 1.0]}
     METHOD: ClassVar[str] = "DDRM"
 
     noise: NoiseSchedule | None = None
@@ -59,8 +59,8 @@ class DDRM(SigmaLadderBaseline):
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
-        """DDRM sampling from x_T = 1/2 + sigma_T z; `callback(i, x0_hat_i)` after each step."""
+                callback: StepCallback | None) -> Tensor:
+        """DDRM sampling from x_T = 1/2 + sigma_T z; each step's `Step` (sigma, x, x0_hat) to `callback`."""
         operator = measurement_operator(degradation, y)
         self.check_operator(degradation, operator)
         svd = operator.svd()
@@ -88,7 +88,8 @@ class DDRM(SigmaLadderBaseline):
                 spread = (sigma_next**2 - c.square() * self.eta_b**2).clamp_min(0).sqrt()
                 noisier = (1 - self.eta_b) * x0_bar + self.eta_b * y_bar + spread * z
                 measured = torch.where(sigma_next < c, less_noisy, noisier)
-                x = svd.V(torch.where(kept, measured, missing))
+                x_next = svd.V(torch.where(kept, measured, missing))
                 if callback is not None:
-                    callback(index, x0_hat)
+                    callback(Step(index, self.steps, sigma, sigma_next, x, x0_hat, x_next))
+                x = x_next
         return x

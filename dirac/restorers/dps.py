@@ -24,8 +24,10 @@ from torch import Tensor
 
 from dirac.degradations.base import Degradation
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import DATA_CENTRE, IterationCallback, SigmaLadderBaseline
-from dirac.samplers.restorer import Generators, gaussian_like, per_image
+from dirac.restorers.baseline import DATA_CENTRE, SigmaLadderBaseline
+from dirac.samplers.grids import per_image
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators, gaussian_like
 
 
 def _trackable(x: Tensor) -> Tensor:
@@ -39,7 +41,6 @@ class DPS(SigmaLadderBaseline):
     per-image residual norm ||y - A_1(x0_hat)||. Returns x at sigma = 0. Works for any differentiable degradation."""
 
     PARAMS: ClassVar[tuple[str, ...]] = ("zeta",)
-    DEFAULT_GRIDS: ClassVar[dict] = {"zeta": [0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5]}
     METHOD: ClassVar[str] = "DPS"
     NEEDS_LINEAR: ClassVar[bool] = False  # only A_1 and its gradient: any differentiable degradation
 
@@ -47,8 +48,8 @@ class DPS(SigmaLadderBaseline):
     steps: int = 1000  # one denoiser call and its backward pass per step
 
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
-        """Guided ancestral sampling; `callback(i, x0_hat_i)` after each step."""
+                callback: StepCallback | None) -> Tensor:
+        """Guided ancestral sampling; each step's `Step` (sigma, x, x0_hat) to `callback`."""
         denoiser = self._denoiser(y)
         y = _trackable(y.detach())
         sigmas = self.sigmas()
@@ -63,13 +64,14 @@ class DPS(SigmaLadderBaseline):
                     residual = y - degradation(x0_hat, y.new_ones(y.shape[0]))
                     (grad,) = torch.autograd.grad(residual.square().sum(), x_in)
                 with torch.no_grad():
-                    x0_hat = x0_hat.detach()
+                    x0_hat, x = x0_hat.detach(), x.detach()
                     ratio = sigma_next**2 / sigma**2
-                    x = x0_hat + ratio * (x.detach() - x0_hat)
+                    x_next = x0_hat + ratio * (x - x0_hat)
                     if sigma_next > 0:
-                        x = x + sigma_next * (1 - ratio) ** 0.5 * gaussian_like(y, generator)
+                        x_next = x_next + sigma_next * (1 - ratio) ** 0.5 * gaussian_like(y, generator)
                     norm = residual.detach().flatten(1).norm(dim=1).clamp_min(tiny)
-                    x = x - per_image(self.zeta / norm) * grad
+                    x_next = x_next - per_image(self.zeta / norm) * grad
                 if callback is not None:
-                    callback(index, x0_hat)
+                    callback(Step(index, self.steps, sigma, sigma_next, x, x0_hat, x_next))
+                x = x_next
         return x.detach()
