@@ -130,9 +130,6 @@ class BaselineRestorer(Restorer):
         return denoiser.on(y.device, self.METHOD)
 
 
-DATA_CENTRE = 0.5  # x_T of a sigma ladder is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
-
-
 @dataclass(frozen=True, eq=False)
 class SigmaLadderBaseline(BaselineRestorer):
     """A baseline that samples with the shared denoiser along EDM's noise levels (`karras_sigmas`) from sigma_max to

@@ -1,34 +1,21 @@
-"""DDRM (Kawar et al. 2022; SPEC §1.5): denoising diffusion restoration in the operator's SVD space A = U diag(s) V^T.
-
-Variance-exploding form with the shared denoiser D(x, sigma) in [0, 1] units: x_T = 1/2 + sigma_T z, then for each
-pair of noise levels sigma -> sigma' (EDM's schedule, `steps` levels and a last one at 0; DDIM-like, one NFE each),
-with x0_bar = V^T D(x, sigma), y_bar = s^+ U^T y and c = sigma_y / s per spectral coordinate (DDRM eq. 7):
-
-    s = 0:                  x0_bar + sqrt(1 - eta^2) sigma' (x_bar - x0_bar) / sigma + eta sigma' z
-    sigma' <  c:            x0_bar + sqrt(1 - eta^2) sigma' (y_bar - x0_bar) / c + eta sigma' z
-    sigma' >= c:            (1 - eta_b) x0_bar + eta_b y_bar + sqrt(sigma'^2 - c^2 eta_b^2) z
-
-(the middle case is computed as (U^T y - s x0_bar) / sigma_y, stable for tiny s). sigma_y is the task's
-measurement noise sigma_1 in [0, 1] units, the units y is simulated in (the reference code doubles it for its
-[-1, 1] models; here the denoiser speaks [0, 1], so no factor is needed).
-"""
+"""DDRM (Kawar et al. 2022; SPEC §1.5) as a restorer: the `dirac.samplers.ddrm` solver in the operator's SVD space
+with the shared denoiser, eta and eta_b tunable, sigma_y the task's measurement noise sigma_1."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
-from dirac.degradations.operators import LinearOperator, default_rtol
+from dirac.degradations.operators import LinearOperator
 from dirac.precision import autocast_network_only
-from dirac.restorers.baseline import DATA_CENTRE, SigmaLadderBaseline, measurement_operator, require_svd, sigma_y
-from dirac.samplers.grids import per_image
-from dirac.samplers.step import Step, StepCallback
-from dirac.seeding import Generators, gaussian_like
+from dirac.restorers.baseline import SigmaLadderBaseline, measurement_operator, require_svd, sigma_y
+from dirac.samplers.ddrm import ddrm
+from dirac.samplers.step import StepCallback
+from dirac.seeding import Generators
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,39 +44,12 @@ class DDRM(SigmaLadderBaseline):
         if self.noise is None:
             raise ValueError("DDRM needs the measurement noise sigma_1: pass the task's noise schedule (noise: ${noise})")
 
-    @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
                 callback: StepCallback | None) -> Tensor:
-        """DDRM sampling from x_T = 1/2 + sigma_T z; each step's `Step` (sigma, x, x0_hat) to `callback`."""
+        """`samplers.ddrm` along this restorer's Karras sigmas with the shared denoiser (under autocast only) and the
+        task's measurement noise sigma_1."""
         operator = measurement_operator(degradation, y)
         self.check_operator(degradation, operator)
-        svd = operator.svd()
-        denoiser = self._denoiser(y)
-        s = svd.s.to(y.dtype)
-        s_inv = svd.s_pinv(default_rtol(y)).to(y.dtype)
-        kept = s_inv > 0
-        noise_y = per_image(sigma_y(self.noise, y))
-        uty = svd.U_T(y)
-        y_bar = s_inv * uty
-        c = noise_y * s_inv  # sigma_y / s where s is kept
-        safe_noise = noise_y.clamp_min(torch.finfo(y.dtype).tiny)
-        sigmas = self.sigmas()
-        x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
-        keep_direction = (1 - self.eta**2) ** 0.5
         with autocast_network_only(y.device.type) as under_autocast:
-            denoise = under_autocast(denoiser)
-            for index, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-                x0_hat = denoise(x, y.new_full((y.shape[0],), sigma))
-                x0_bar, x_bar = svd.V_T(x0_hat), svd.V_T(x)
-                z = gaussian_like(y, generator) if sigma_next > 0 else torch.zeros_like(y)
-                missing = x0_bar + keep_direction * sigma_next * (x_bar - x0_bar) / sigma + self.eta * sigma_next * z
-                less_noisy = (x0_bar + keep_direction * sigma_next * (uty - s * x0_bar) / safe_noise
-                              + self.eta * sigma_next * z)
-                spread = (sigma_next**2 - c.square() * self.eta_b**2).clamp_min(0).sqrt()
-                noisier = (1 - self.eta_b) * x0_bar + self.eta_b * y_bar + spread * z
-                measured = torch.where(sigma_next < c, less_noisy, noisier)
-                x_next = svd.V(torch.where(kept, measured, missing))
-                if callback is not None:
-                    callback(Step(index, self.steps, sigma, sigma_next, x, x0_hat, x_next))
-                x = x_next
-        return x
+            return ddrm(under_autocast(self._denoiser(y)), y, operator, sigma_y(self.noise, y), self.sigmas(),
+                        self.eta, self.eta_b, generator, callback)

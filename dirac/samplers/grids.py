@@ -10,6 +10,7 @@ from torch import Tensor
 from dirac.checks import check_interval
 
 TIME_EPS = 1e-6  # times closer than this are treated as equal (guards float error in t = 1 - i * dt)
+DATA_CENTRE = 0.5  # x_T of a sigma ladder is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 
 
 def is_last_step(t_next: float, stop_t: float) -> bool:

@@ -11,7 +11,7 @@ from torch import Tensor
 from dirac.checks import check_choice
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
-from dirac.precision import autocast_network_only
+from dirac.precision import autocast_network_only, trackable
 from dirac.samplers.grids import per_image
 from dirac.samplers.incremental import incremental_reconstruction
 from dirac.samplers.step import Step, StepCallback
@@ -32,11 +32,6 @@ def _predict(phi: Phi, y_t: Tensor, times: Tensor) -> Tensor:
     return x0_hat
 
 
-def _trackable(x: Tensor) -> Tensor:
-    """`x`, or a normal copy of it when it is an inference tensor, which autograd cannot record."""
-    return x.clone() if x.is_inference() else x
-
-
 def _guidance_scale(guidance: str, step: float, residual: Tensor, sigma_1: Tensor) -> Tensor:
     """Per-image eta: std-scaled step * 0.5 / sigma_1^2, or error-scaled step / ||y - A_1(x0_hat)|| (SPEC §1.3)."""
     if guidance == "std":
@@ -50,8 +45,8 @@ def guided_estimate(phi: Phi, y_t: Tensor, times: Tensor, y: Tensor, degradation
     if guidance == "none":
         return _predict(phi, y_t, times), None
     with torch.inference_mode(False), torch.enable_grad():  # Lightning validates under inference mode
-        y_in = _trackable(y_t).detach().requires_grad_(True)
-        times, y = _trackable(times), _trackable(y)
+        y_in = trackable(y_t).detach().requires_grad_(True)
+        times, y = trackable(times), trackable(y)
         x0_hat = _predict(phi, y_in, times)
         if not x0_hat.requires_grad:
             raise ValueError("guidance differentiates phi in y_t, but phi's output carries no gradient "
