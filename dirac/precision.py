@@ -55,3 +55,9 @@ def in_float32(function: F) -> F:
             return function(*args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def trackable(x: Tensor) -> Tensor:
+    """`x`, or a normal copy of it when it is an inference tensor (Lightning validates under inference mode), which
+    autograd cannot record: the guided samplers differentiate through the network there."""
+    return x.clone() if x.is_inference() else x

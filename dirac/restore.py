@@ -4,6 +4,7 @@ with a trained Dirac checkpoint (SPEC §1.3 reverse process; SPEC §4 framework)
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from dirac.data.transforms import read_rgb, to_channels, to_float
 from dirac.metrics import data_consistency
 from dirac.reporting import save_png
 from dirac.reporting.files import csv_text, write_text
+from dirac.samplers.step import StepCallback
 from dirac.tasks.restoration import restoration_generators
 
 log = logging.getLogger(__name__)
@@ -101,12 +103,12 @@ def pick_restorer(method: Method, name: str) -> str:
 
 
 def restore_batch(method: Method, restorer: str, y: Tensor, names: Sequence[str], seed: int = 0,
-                  params: dict[str, float] | None = None) -> Tensor:
+                  params: dict[str, float] | None = None, callback: StepCallback | None = None) -> Tensor:
     """The restoration x0_hat (unclipped) of measurements y by one of the method's restorers, its noise drawn per
     image from (seed, name) exactly as the restoration task draws it, so restoring a test split's y reproduces
-    that test output."""
+    that test output; every sampler step's `Step` goes to `callback`."""
     chosen = method.restorers()[restorer].with_params(**(params or {}))
-    return chosen(y, method.degradation, restoration_generators(seed, names, y.device))
+    return chosen(y, method.degradation, restoration_generators(seed, names, y.device), callback)
 
 
 def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: str = "do", stop_t: float | None = None,
@@ -126,13 +128,16 @@ def restore(ckpt: str | Path, source: str | Path, output: str | Path, preset: st
     warn_uncalibrated(method, restorer, params)
     consistency: dict[str, float] = {}
     degradation = method.degradation
-    with tqdm(total=len(files), unit="image", disable=not progress) as bar:
+    steps = method.restorers()[restorer].with_params(**params).nfe  # sampler steps per batch
+    with tqdm(total=math.ceil(len(files) / batch_size) * steps, unit="step", disable=not progress) as bar:
         for start in range(0, len(files), batch_size):
             chunk = list(zip(files[start : start + batch_size], names[start : start + batch_size]))
             usable = _read_chunk(chunk, base, degradation.channels, degradation.image_size, skipped)
             if usable:
-                consistency.update(_restore_chunk(method, restorer, usable, target, params, seed))
-            bar.update(len(chunk))
+                consistency.update(_restore_chunk(method, restorer, usable, target, params, seed,
+                                                  lambda step: bar.update(1)))
+            bar.update((start // batch_size + 1) * steps - bar.n)  # a batch of skipped files takes no steps
+            bar.set_postfix(images=f"{min(start + batch_size, len(files))}/{len(files)}")
     if not consistency:
         raise ValueError(f"no measurement under {source} could be restored: " + "; ".join(skipped.values()))
     return RestoreReport(consistency, skipped, _write_table(target, consistency))
@@ -171,12 +176,12 @@ def _read_chunk(chunk: Sequence[tuple[Path, Path]], base: Path, channels: int, i
 
 
 def _restore_chunk(method: Method, restorer: str, usable: Sequence[tuple[str, Path, Tensor]], target: Path,
-                   params: dict[str, float], seed: int) -> dict[str, float]:
+                   params: dict[str, float], seed: int, callback: StepCallback) -> dict[str, float]:
     """Restore one batch of (input name, output name, y), write its PNGs atomically into `target` and return
-    ||A_1(x0_hat) - y|| per input name (each image's noise from (seed, its input name))."""
+    ||A_1(x0_hat) - y|| per input name (each image's noise from (seed, its input name)); steps go to `callback`."""
     inputs, outputs, images = zip(*usable)
     y = torch.stack(images).to(method.device)
-    x0_hat = restore_batch(method, restorer, y, inputs, seed, params).clamp(0.0, 1.0)
+    x0_hat = restore_batch(method, restorer, y, inputs, seed, params, callback).clamp(0.0, 1.0)
     distances = data_consistency(method.degradation.apply(x0_hat, y.new_ones(y.shape[0])), y)
     for image, name in zip(x0_hat.cpu(), outputs):
         save_png(image, target / name)

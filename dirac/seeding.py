@@ -6,6 +6,9 @@ import zlib
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor
+
+Generators = torch.Generator | Sequence[torch.Generator] | None  # one generator, one per image, or the global one
 
 
 def image_seed(seed: int, name: str, purpose: str) -> int:
@@ -27,3 +30,16 @@ def per_image_normal(shape: torch.Size, generators: Sequence[torch.Generator], d
     if len(generators) != shape[0]:
         raise ValueError(f"got {len(generators)} generators for a batch of {shape[0]} images")
     return torch.stack([torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generators])
+
+
+def check_generators(generator: Generators, batch: int) -> None:
+    """A sequence of generators must hold one generator per image."""
+    if isinstance(generator, Sequence) and len(generator) != batch:
+        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; pass one per image or one")
+
+
+def gaussian_like(like: Tensor, generator: Generators) -> Tensor:
+    """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
+    if isinstance(generator, Sequence):
+        return per_image_normal(like.shape, generator, like.device, like.dtype)
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)

@@ -44,7 +44,7 @@ from dirac.methods.rgm import RGMModule
 from dirac.nets import NCSNpp, NCSNppGenerator, TimeDiscriminator
 from dirac.priors import KLDPrior
 from dirac.priors.kld import discriminator_loss, r1_penalty
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 
 TINY = dict(model_channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,), dropout=0.0)
 BASE = dict(model_channels=128, channel_mult=(1, 1, 2, 2, 2, 2, 2), num_blocks=2, attn_resolutions=(16,), dropout=0.1)

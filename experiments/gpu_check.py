@@ -19,7 +19,7 @@ from dirac.degradations.noise import GeometricNoise
 from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.nets import NCSNpp
 from dirac.performance import compile_backbone
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 
 NETS = {"base": dict(model_channels=128, channel_mult=(1, 1, 2, 2, 2, 2, 2), num_blocks=2, attn_resolutions=(16,),
                      dropout=0.1),

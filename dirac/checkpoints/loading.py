@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from dirac.checkpoints.archive import check_archive
-from dirac.checkpoints.stored import MAX_DEPTH, TABULATED, TARGET, build, check_stored, replace_paths
+from dirac.checkpoints.stored import MAX_DEPTH, METHODS, TABULATED, TARGET, build, check_stored, replace_paths
 from dirac.errors import CheckpointError
 from dirac.reporting.files import atomic_path
 
@@ -23,6 +23,9 @@ FORMAT_VERSION = 2
 V1_TARGETS = {"dirac.models.DiracModule": "dirac.methods.dirac.DiracModule",
               "dirac.models.LookAheadLoss": "dirac.methods.dirac.LookAheadLoss"}
 V1_EVALUATION_KEYS = ("metrics", "curve_every", "val_images", "save_images")
+# Classes a checkpoint may name that moved since it was written (issue 32: the Dirac sampler's settings left
+# dirac.samplers for dirac.restorers): old `_target_` -> today's, applied to every stored config before it is checked.
+MOVED_TARGETS = {"dirac.samplers.DiracSampler": "dirac.restorers.DiracSampler"}
 
 
 def newest_last_checkpoint(search_root: Path) -> Path | None:
@@ -86,7 +89,7 @@ def read_metadata(checkpoint: dict, family: str | None = None) -> dict:
     if family is not None and stored["family"] != family:
         raise CheckpointError(f"this is a {stored['family']!r} checkpoint, but a {family!r} checkpoint is needed here")
     check_stored(stored["signature"], built=None)
-    config = inline_schedules(stored["config"], stored["signature"])
+    config = inline_schedules(_renamed(stored["config"], MOVED_TARGETS), stored["signature"])
     check_stored(config)
     return {**stored, "config": config}
 
@@ -113,7 +116,7 @@ def upgrade_v1(stored: dict) -> dict:
             not all(type(preset) is str and type(stops.get(preset)) in (int, float) for preset in calibrated):
         raise CheckpointError("the checkpoint's format-1 metadata is malformed: config and stops must be dicts, "
                               "calibrated a list of presets with a numeric stop each")
-    config = _renamed(config)
+    config = _renamed(config, V1_TARGETS)
     model = config.get("model")
     if type(model) is dict:
         if "eval_seed" in model:
@@ -126,16 +129,16 @@ def upgrade_v1(stored: dict) -> dict:
             "signature": stored["signature"], "calibration": calibration}
 
 
-def _renamed(value, depth: int = 0):
-    """A copy of a stored config with the format-1 module paths replaced by today's, down to MAX_DEPTH (deeper
-    nesting is left as it is, for `check_stored` to refuse)."""
+def _renamed(value, targets: dict[str, str], depth: int = 0):
+    """A copy of a stored config with every `_target_` named in `targets` replaced by its new name, down to MAX_DEPTH
+    (deeper nesting is left as it is, for `check_stored` to refuse); nothing is imported or built."""
     if depth > MAX_DEPTH:
         return value
     if type(value) is dict:
-        return {key: V1_TARGETS.get(item, item) if key == TARGET and type(item) is str else _renamed(item, depth + 1)
-                for key, item in value.items()}
+        return {key: targets.get(item, item) if key == TARGET and type(item) is str
+                else _renamed(item, targets, depth + 1) for key, item in value.items()}
     if type(value) is list:
-        return [_renamed(item, depth + 1) for item in value]
+        return [_renamed(item, targets, depth + 1) for item in value]
     return value
 
 
@@ -152,18 +155,17 @@ def inline_schedules(config: dict, signature: dict) -> dict:
 
 def module_from_checkpoint(checkpoint: dict, family: str | None = None):
     """The method module a loaded checkpoint was trained as, built by `stored.build` from its checked `model`
-    config, with its weights, calibration and run config (one loader for every family)."""
-    from dirac.methods.base import Method
-
+    config, with its weights, calibration and run config (one loader for every family); a `model` that is not the
+    family's method class is refused before anything is built."""
     stored = read_metadata(checkpoint, family)
     model = stored["config"].get("model")
     if type(model) is not dict or TARGET not in model:
         raise CheckpointError("the checkpoint stores no model config (checkpoint['dirac']['config']['model']), "
                               "so the module cannot be rebuilt from it alone")
-    module = build(model)
-    if not isinstance(module, Method) or module.family != stored["family"]:
-        raise CheckpointError(f"the checkpoint's model config builds a {type(module).__name__}, not a "
+    if METHODS.get(model[TARGET]) != stored["family"]:
+        raise CheckpointError(f"the checkpoint's model config builds a {model[TARGET]}, not a "
                               f"{stored['family']!r} method")
+    module = build(model)
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, KeyError) as error:

@@ -25,10 +25,13 @@ PATH_KEYS = frozenset({"schedule"})
 TABULATED = "dirac.degradations.schedules.TabulatedSeverity"
 OPTIMISERS = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RAdam",
                         "torch.optim.lr_scheduler.OneCycleLR", "torch.optim.lr_scheduler.CosineAnnealingLR"})
+# The method classes a checkpoint's `model` part may be, by family.
+METHODS = {"dirac.methods.denoiser.DenoiserModule": "denoiser", "dirac.methods.dirac.DiracModule": "dirac",
+           "dirac.methods.rgm.RGMModule": "rgm"}
 # The classes a checkpoint may build: methods, their losses and training severities, networks, degradations and
-# their schedules, noise schedules, samplers, chains and priors. Each constructor takes values, never a path.
-BUILDABLE = OPTIMISERS | frozenset({
-    "dirac.methods.denoiser.DenoiserModule", "dirac.methods.dirac.DiracModule", "dirac.methods.rgm.RGMModule",
+# their schedules, noise schedules, the Dirac sampler's settings, chains and priors. Each constructor takes values,
+# never a path.
+BUILDABLE = OPTIMISERS | frozenset(METHODS) | frozenset({
     "dirac.methods.dirac.LookAheadLoss", "dirac.methods.dirac.TiltedSeverity",
     "dirac.nets.NCSNpp", "dirac.nets.NCSNppGenerator", "dirac.nets.TimeDiscriminator", "dirac.nets.ToyDiscriminator",
     "dirac.nets.ToyGenerator",
@@ -36,7 +39,7 @@ BUILDABLE = OPTIMISERS | frozenset({
     "dirac.degradations.GaussianBlur", "dirac.degradations.GaussianInpainting", "dirac.degradations.Identity",
     "dirac.degradations.schedules.LinearSeverity", "dirac.degradations.schedules.TabulatedSeverity",
     "dirac.degradations.ConstantNoise", "dirac.degradations.GeometricNoise",
-    "dirac.samplers.DiracSampler",
+    "dirac.restorers.DiracSampler",
     "dirac.chains.VPChain", "dirac.chains.SRChain", "dirac.chains.NaiveSRChain",
     "dirac.priors.KLDPrior", "dirac.priors.MMDPrior", "dirac.priors.DSWDPrior",
 })

@@ -11,7 +11,7 @@ from torch import nn
 
 from dirac.checkpoints import FORMAT_VERSION, METADATA_KEY, read_metadata
 from dirac.errors import CheckpointError
-from dirac.samplers.restorer import Restorer
+from dirac.restorers.base import Restorer
 
 
 class Method(L.LightningModule):

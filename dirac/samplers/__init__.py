@@ -1,32 +1,32 @@
-"""Reverse samplers: the Dirac reverse process, its settings, and trajectory recording (SPEC §1.3); the comparison
-baselines DPS, DDRM, PnP-ADMM and ADMM-TV (SPEC §1.5); RGM as a plug-and-play prior and the pseudo-inverse (SPEC §2)."""
+"""Solvers in k-diffusion's shape (SPEC §1.3, §1.5, §3): given Phi or a denoiser, y or x, a grid passed in (`grids`)
+and a callback that gets one `Step` record per step: the Dirac reverse process, DPS, DDRM and the score-scaled
+PF-ODE. The restorers the tasks call live in `dirac.restorers`."""
 
-from dirac.samplers.admm_tv import ADMMTV
-from dirac.samplers.ddrm import DDRM
-from dirac.samplers.dps import DPS
+from dirac.samplers.ddrm import ddrm
+from dirac.samplers.dps import dps
+from dirac.samplers.grids import is_last_step, karras_sigmas, pf_ode_sigmas, time_grid
 from dirac.samplers.incremental import INCREMENTAL_VARIANTS, incremental_reconstruction
-from dirac.samplers.pnp_admm import PnPADMM
-from dirac.samplers.pseudo_inverse import PseudoInverse
-from dirac.samplers.restorer import Restorer
-from dirac.samplers.rgm_pnp import RGMPnP
-from dirac.samplers.reverse import DiracSampler, StepState, dirac_reverse, is_last_step, time_grid
+from dirac.samplers.pf_ode import heun_pf_ode, score_scaled_pf_ode, tweedie
+from dirac.samplers.reverse import dirac_reverse, reverse_step
+from dirac.samplers.step import Step, StepCallback
 from dirac.samplers.trajectory import TrajectoryRecorder, best_stop_t
 
 __all__ = [
-    "ADMMTV",
-    "DDRM",
-    "DPS",
-    "PnPADMM",
-    "PseudoInverse",
-    "RGMPnP",
     "INCREMENTAL_VARIANTS",
-    "DiracSampler",
-    "Restorer",
-    "StepState",
+    "Step",
+    "StepCallback",
     "TrajectoryRecorder",
     "best_stop_t",
+    "ddrm",
     "dirac_reverse",
+    "dps",
+    "heun_pf_ode",
     "incremental_reconstruction",
     "is_last_step",
+    "karras_sigmas",
+    "pf_ode_sigmas",
+    "reverse_step",
+    "score_scaled_pf_ode",
     "time_grid",
+    "tweedie",
 ]

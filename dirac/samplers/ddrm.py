@@ -1,4 +1,5 @@
-"""DDRM (Kawar et al. 2022; SPEC §1.5): denoising diffusion restoration in the operator's SVD space A = U diag(s) V^T.
+"""DDRM (Kawar et al. 2022; SPEC §1.5) as a solver: denoising diffusion restoration in the operator's SVD space
+A = U diag(s) V^T.
 
 Variance-exploding form with the shared denoiser D(x, sigma) in [0, 1] units: x_T = 1/2 + sigma_T z, then for each
 pair of noise levels sigma -> sigma' (EDM's schedule, `steps` levels and a last one at 0; DDIM-like, one NFE each),
@@ -15,81 +16,47 @@ measurement noise sigma_1 in [0, 1] units, the units y is simulated in (the refe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from dirac.degradations.base import Degradation
-from dirac.degradations.noise import NoiseSchedule
-from dirac.degradations.operators import LinearOperator, default_rtol
-from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (DATA_CENTRE, IterationCallback, SigmaLadderBaseline, measurement_operator,
-                                     require_svd, sigma_y)
-from dirac.samplers.restorer import Generators, gaussian_like, per_image
+from dirac.degradations.operators import SVDOperator, default_rtol
+from dirac.samplers.grids import DATA_CENTRE, per_image
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators, gaussian_like
+
+Denoise = Callable[[Tensor, Tensor], Tensor]
 
 
-@dataclass(frozen=True, eq=False)
-class DDRM(SigmaLadderBaseline):
-    """DDRM (SPEC §1.5): `steps` denoiser calls (default 20, DDIM-like) in the SVD space of A_1; needs an operator
-    with an SVD (blur: separable 1-D matrices; masks: U = V = I) and the task's noise schedule for sigma_y.
-
-    Tunable: `eta` (the main parameter; default 0.85) and `eta_b` (default 1.0). Returns x at sigma = 0.
-    """
-
-    PARAMS: ClassVar[tuple[str, ...]] = ("eta", "eta_b")
-    DEFAULT_GRIDS: ClassVar[dict] = {"eta": [0.0, 0.25, 0.5, 0.7, 0.85, 1.0], "eta_b": [0.4, 0.7, 0.85, 1.0]}
-    METHOD: ClassVar[str] = "DDRM"
-
-    noise: NoiseSchedule | None = None
-    eta: float = 0.85
-    eta_b: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.eta > 1:
-            raise ValueError(f"DDRM needs 0 <= eta <= 1, got {self.eta}")
-
-    def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
-        """DDRM needs the operator's SVD and the measurement noise level."""
-        require_svd(self.METHOD, degradation, operator, "samples in the operator's SVD space (A = U diag(s) V^T)")
-        if self.noise is None:
-            raise ValueError("DDRM needs the measurement noise sigma_1: pass the task's noise schedule "
-                             "(noise: ${noise})")
-
-    @torch.no_grad()
-    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
-        """DDRM sampling from x_T = 1/2 + sigma_T z; `callback(i, x0_hat_i)` after each step."""
-        operator = measurement_operator(degradation, y)
-        self.check_operator(degradation, operator)
-        svd = operator.svd()
-        denoiser = self._denoiser(y)
-        s = svd.s.to(y.dtype)
-        s_inv = svd.s_pinv(default_rtol(y)).to(y.dtype)
-        kept = s_inv > 0
-        noise_y = per_image(sigma_y(self.noise, y))
-        uty = svd.U_T(y)
-        y_bar = s_inv * uty
-        c = noise_y * s_inv  # sigma_y / s where s is kept
-        safe_noise = noise_y.clamp_min(torch.finfo(y.dtype).tiny)
-        sigmas = self.sigmas()
-        x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
-        keep_direction = (1 - self.eta**2) ** 0.5
-        with autocast_network_only(y.device.type) as under_autocast:
-            denoise = under_autocast(denoiser)
-            for index, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-                x0_hat = denoise(x, y.new_full((y.shape[0],), sigma))
-                x0_bar, x_bar = svd.V_T(x0_hat), svd.V_T(x)
-                z = gaussian_like(y, generator) if sigma_next > 0 else torch.zeros_like(y)
-                missing = x0_bar + keep_direction * sigma_next * (x_bar - x0_bar) / sigma + self.eta * sigma_next * z
-                less_noisy = (x0_bar + keep_direction * sigma_next * (uty - s * x0_bar) / safe_noise
-                              + self.eta * sigma_next * z)
-                spread = (sigma_next**2 - c.square() * self.eta_b**2).clamp_min(0).sqrt()
-                noisier = (1 - self.eta_b) * x0_bar + self.eta_b * y_bar + spread * z
-                measured = torch.where(sigma_next < c, less_noisy, noisier)
-                x = svd.V(torch.where(kept, measured, missing))
-                if callback is not None:
-                    callback(index, x0_hat)
-        return x
+@torch.no_grad()
+def ddrm(denoise: Denoise, y: Tensor, operator: SVDOperator, sigma_y: Tensor, sigmas: Sequence[float], eta: float,
+         eta_b: float, generator: Generators = None, callback: StepCallback | None = None) -> Tensor:
+    """DDRM from x_T = 1/2 + sigmas[0] z down `sigmas` (ending at 0) in `operator`'s SVD space, with the per-image
+    measurement noise `sigma_y` `(B,)` (module docstring, DDRM eq. 7); returns x at sigma = 0, each step's `Step`
+    (sigma, x, x0_hat) to `callback`."""
+    svd = operator.svd()
+    s = svd.s.to(y.dtype)
+    s_inv = svd.s_pinv(default_rtol(y)).to(y.dtype)
+    kept = s_inv > 0
+    noise_y = per_image(sigma_y)
+    uty = svd.U_T(y)
+    y_bar = s_inv * uty
+    c = noise_y * s_inv  # sigma_y / s where s is kept
+    safe_noise = noise_y.clamp_min(torch.finfo(y.dtype).tiny)
+    x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
+    keep_direction = (1 - eta**2) ** 0.5
+    for index, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        x0_hat = denoise(x, y.new_full((y.shape[0],), sigma))
+        x0_bar, x_bar = svd.V_T(x0_hat), svd.V_T(x)
+        z = gaussian_like(y, generator) if sigma_next > 0 else torch.zeros_like(y)
+        missing = x0_bar + keep_direction * sigma_next * (x_bar - x0_bar) / sigma + eta * sigma_next * z
+        less_noisy = x0_bar + keep_direction * sigma_next * (uty - s * x0_bar) / safe_noise + eta * sigma_next * z
+        spread = (sigma_next**2 - c.square() * eta_b**2).clamp_min(0).sqrt()
+        noisier = (1 - eta_b) * x0_bar + eta_b * y_bar + spread * z
+        measured = torch.where(sigma_next < c, less_noisy, noisier)
+        x_next = svd.V(torch.where(kept, measured, missing))
+        if callback is not None:
+            callback(Step(index, len(sigmas) - 1, sigma, sigma_next, x, x0_hat, x_next))
+        x = x_next
+    return x

@@ -1,5 +1,5 @@
-"""DPS (Chung et al. 2023; SPEC §1.5): diffusion posterior sampling with measurement-gradient guidance through the
-shared unconditional denoiser D(x, sigma) ([0, 1] units, variance exploding).
+"""DPS (Chung et al. 2023; SPEC §1.5) as a solver: diffusion posterior sampling with measurement-gradient guidance
+through the shared unconditional denoiser D(x, sigma) ([0, 1] units, variance exploding).
 
 Ancestral sampling over EDM's noise levels sigma_0 > ... > sigma_{N-1} > 0 = sigma_N from x = 1/2 + sigma_0 z; at
 each level, with x0_hat = D(x_i, sigma_i) and r = y - A_1(x0_hat):
@@ -16,60 +16,41 @@ inference mode; everything else runs without gradients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from dirac.degradations.base import Degradation
-from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import DATA_CENTRE, IterationCallback, SigmaLadderBaseline
-from dirac.samplers.restorer import Generators, gaussian_like, per_image
+from dirac.precision import trackable
+from dirac.samplers.grids import DATA_CENTRE, per_image
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators, gaussian_like
+
+Denoise = Callable[[Tensor, Tensor], Tensor]
 
 
-def _trackable(x: Tensor) -> Tensor:
-    """`x`, or a normal copy when it is an inference tensor (autograd cannot record those)."""
-    return x.clone() if x.is_inference() else x
-
-
-@dataclass(frozen=True, eq=False)
-class DPS(SigmaLadderBaseline):
-    """DPS (SPEC §1.5): `steps` guided ancestral steps (the paper: 1000 NFE), step `zeta` (tuned) normalised by the
-    per-image residual norm ||y - A_1(x0_hat)||. Returns x at sigma = 0. Works for any differentiable degradation."""
-
-    PARAMS: ClassVar[tuple[str, ...]] = ("zeta",)
-    DEFAULT_GRIDS: ClassVar[dict] = {"zeta": [0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5]}
-    METHOD: ClassVar[str] = "DPS"
-    NEEDS_LINEAR: ClassVar[bool] = False  # only A_1 and its gradient: any differentiable degradation
-
-    zeta: float = 0.5
-    steps: int = 1000  # one denoiser call and its backward pass per step
-
-    def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
-        """Guided ancestral sampling; `callback(i, x0_hat_i)` after each step."""
-        denoiser = self._denoiser(y)
-        y = _trackable(y.detach())
-        sigmas = self.sigmas()
-        x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
-        tiny = torch.finfo(y.dtype).tiny
-        with autocast_network_only(y.device.type) as under_autocast:
-            denoise = under_autocast(denoiser)
-            for index, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-                with torch.inference_mode(False), torch.enable_grad():
-                    x_in = _trackable(x).detach().requires_grad_(True)
-                    x0_hat = denoise(x_in, y.new_full((y.shape[0],), sigma))
-                    residual = y - degradation(x0_hat, y.new_ones(y.shape[0]))
-                    (grad,) = torch.autograd.grad(residual.square().sum(), x_in)
-                with torch.no_grad():
-                    x0_hat = x0_hat.detach()
-                    ratio = sigma_next**2 / sigma**2
-                    x = x0_hat + ratio * (x.detach() - x0_hat)
-                    if sigma_next > 0:
-                        x = x + sigma_next * (1 - ratio) ** 0.5 * gaussian_like(y, generator)
-                    norm = residual.detach().flatten(1).norm(dim=1).clamp_min(tiny)
-                    x = x - per_image(self.zeta / norm) * grad
-                if callback is not None:
-                    callback(index, x0_hat)
-        return x.detach()
+def dps(denoise: Denoise, y: Tensor, measure: Callable[[Tensor], Tensor], sigmas: Sequence[float], zeta: float,
+        generator: Generators = None, callback: StepCallback | None = None) -> Tensor:
+    """DPS from x = 1/2 + sigmas[0] z down `sigmas` (ending at 0) with `measure` = A_1 (module docstring); returns x
+    at sigma = 0, each step's `Step` (sigma, x, x0_hat) to `callback`."""
+    y = trackable(y.detach())
+    x = DATA_CENTRE + sigmas[0] * gaussian_like(y, generator)
+    tiny = torch.finfo(y.dtype).tiny
+    for index, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        with torch.inference_mode(False), torch.enable_grad():
+            x_in = trackable(x).detach().requires_grad_(True)
+            x0_hat = denoise(x_in, y.new_full((y.shape[0],), sigma))
+            residual = y - measure(x0_hat)
+            (grad,) = torch.autograd.grad(residual.square().sum(), x_in)
+        with torch.no_grad():
+            x0_hat, x = x0_hat.detach(), x.detach()
+            ratio = sigma_next**2 / sigma**2
+            x_next = x0_hat + ratio * (x - x0_hat)
+            if sigma_next > 0:
+                x_next = x_next + sigma_next * (1 - ratio) ** 0.5 * gaussian_like(y, generator)
+            norm = residual.detach().flatten(1).norm(dim=1).clamp_min(tiny)
+            x_next = x_next - per_image(zeta / norm) * grad
+        if callback is not None:
+            callback(Step(index, len(sigmas) - 1, sigma, sigma_next, x, x0_hat, x_next))
+        x = x_next
+    return x.detach()

@@ -7,11 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from dirac.checks import check_choice
 from dirac.degradations.base import Degradation
-from dirac.samplers._checks import check_choice
-
-# Times closer than this are treated as equal (guards float error in t = 1 - i * dt).
-TIME_EPS = 1e-6
+from dirac.samplers.grids import TIME_EPS
 
 INCREMENTAL_VARIANTS = ("look_ahead", "small_look_ahead", "look_back", "small_look_back", "exact", "identity")
 

@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
+from dirac.checks import check_choice, check_interval
 from dirac.degradations.base import Degradation
-from dirac.samplers._checks import check_choice, check_interval
-from dirac.samplers.reverse import OUTPUTS, StepState, is_last_step
+from dirac.samplers.grids import is_last_step
+from dirac.samplers.reverse import OUTPUTS
+from dirac.samplers.step import Step
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 
@@ -19,7 +21,7 @@ class TrajectoryRecorder:
 
     Each recorded step stores, per image, every metric of both outputs and the data consistency
     ||A_1(output) - y||. Its row's `stop_t` is the stop for which that step is the last one, so the row holds
-    what `DiracSampler(stop_t=row["stop_t"])` returns: one full pass (stop_t = 0) gives the whole
+    what a run stopped at `row["stop_t"]` returns: one full pass (stop_t = 0) gives the whole
     perception-distortion curve along stop_t. Outputs of the stops listed in `keep` are kept whole.
     """
 
@@ -47,15 +49,15 @@ class TrajectoryRecorder:
         self._steps: list[tuple[dict[str, float], dict[str, Tensor]]] = []
         self._kept: dict[float, dict[str, Tensor]] = {}
 
-    def __call__(self, state: StepState) -> None:
+    def __call__(self, step: Step) -> None:
         """Record one step of the reverse process (no host synchronisation)."""
-        outputs = {"x0_hat": state.x0_hat, "iterate": state.y_next}
+        outputs = {"x0_hat": step.estimate, "iterate": step.x_next}
         for stop in self.keep:
-            if stop not in self._kept and is_last_step(state.index, state.num_steps, state.t_next, stop):
+            if stop not in self._kept and is_last_step(step.t_next, stop):
                 self._kept[stop] = outputs
-        if state.index % self.every == 0 or state.is_last:
-            place = {"step": state.index, "nfe": state.index + 1, "t": state.t, "t_next": state.t_next,
-                     "stop_t": state.t}
+        if step.index % self.every == 0 or step.is_last:
+            place = {"step": step.index, "nfe": step.index + 1, "t": step.t, "t_next": step.t_next,
+                     "stop_t": step.t}
             self._steps.append((place, self._measure(outputs)))
 
     def _measure(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:

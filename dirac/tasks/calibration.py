@@ -20,7 +20,7 @@ from dirac.metrics.suite import PerImageMeans, to_rgb
 from dirac.metrics.swd import PatchSWD
 from dirac.metrics.distortion import clip01
 from dirac.reporting.files import csv_text, write_text
-from dirac.samplers.restorer import Restorer
+from dirac.restorers.base import Restorer
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dirac.metrics import MetricSuite, psnr, ssim
 from dirac.reporting import (log_images, log_pd_curve, log_pd_scatter, save_grid, write_learning_curve, write_pd_curve,
                              write_pd_scatter, write_results)
 from dirac.reporting.files import csv_text, write_text
-from dirac.samplers.restorer import Restorer
+from dirac.restorers.base import Restorer
 from dirac.seeding import image_generators, per_image_normal
 from dirac.tasks.base import Task
 

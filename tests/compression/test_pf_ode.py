@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from dirac.denoisers import GaussianDenoiser
-from dirac.samplers.pf_ode import ODEStep, pf_ode_sigmas, score_scaled_pf_ode, tweedie
+from dirac.samplers.grids import pf_ode_sigmas
+from dirac.samplers.pf_ode import score_scaled_pf_ode, tweedie
+from dirac.samplers.step import Step
 
 S = 0.5
 
@@ -59,9 +61,9 @@ def test_rho_one_keeps_the_source_variance_and_rho_two_is_mmse():
 
 def test_rho_zero_returns_y_and_the_callback_sees_every_step():
     denoiser, _, _, y = source()
-    seen: list[ODEStep] = []
+    seen: list[Step] = []
     assert torch.equal(score_scaled_pf_ode(denoiser, y, S, 0.0, steps=5, callback=seen.append), y)
-    assert [step.index for step in seen] == list(range(5)) and seen[-1].sigma_next == 0.0
+    assert [step.index for step in seen] == list(range(5)) and seen[-1].t_next == 0.0 and seen[-1].is_last
 
 
 def test_grid_and_bad_settings():

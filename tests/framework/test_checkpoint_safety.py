@@ -109,7 +109,7 @@ def test_only_dicts_lists_and_scalars_may_be_stored(dirac_ckpt, tmp_path, value)
 
 @pytest.mark.parametrize("target", ["dirac.metrics.suite.MetricSuite", "dirac.metrics.MetricSuite",
                                     "dirac.data.EmbeddedSource", "dirac.denoisers.loading.load_denoiser",
-                                    "dirac.samplers.baseline.SharedDenoiser", "dirac.data.FolderSource"])
+                                    "dirac.denoisers.loading.SharedDenoiser", "dirac.data.FolderSource"])
 def test_classes_that_read_files_are_not_buildable(dirac_ckpt, tmp_path, target):
     """The issue's MetricSuite attack: a folder whose Inception weights file would touch a marker when unpickled."""
     weights, marker = tmp_path / "weights", tmp_path / "marker"

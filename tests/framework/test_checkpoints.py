@@ -129,6 +129,44 @@ def test_a_format_1_checkpoint_of_the_previous_main_still_loads(saved, tmp_path)
     assert module.restorers()["dirac_do"].params["stop_t"] == 0.6
 
 
+def retargeted(value, old: str, new: str) -> tuple[object, int]:
+    """A copy of a stored config with every `_target_` `old` renamed `new`, and how many were renamed."""
+    if isinstance(value, list):
+        pairs = [retargeted(item, old, new) for item in value]
+        return [item for item, _ in pairs], sum(count for _, count in pairs)
+    if not isinstance(value, dict):
+        return value, 0
+    pairs = {key: retargeted(item, old, new) for key, item in value.items()}
+    out = {key: item for key, (item, _) in pairs.items()}
+    hits = sum(count for _, count in pairs.values())
+    if out.get("_target_") == old:
+        out["_target_"], hits = new, hits + 1
+    return out, hits
+
+
+def test_a_checkpoint_written_before_the_samplers_restorers_split_loads_upgraded(saved, tmp_path):
+    """Issue 32: checkpoints name the Dirac sampler's settings `dirac.samplers.DiracSampler` (model.sampler_do/po and
+    the sampler group); the explicit old -> new map renames them on load, as data, before the allowlist check."""
+    checkpoint = copy.deepcopy(saved[1])
+    config, renamed = retargeted(checkpoint["dirac"]["config"], "dirac.restorers.DiracSampler",
+                                 "dirac.samplers.DiracSampler")
+    assert renamed == 4  # model.sampler_do, model.sampler_po, sampler.do, sampler.po
+    checkpoint["dirac"]["config"] = config
+    module = module_from_checkpoint(load_checkpoint(write(tmp_path / "before_32.ckpt", checkpoint)))
+    expected = module_from_checkpoint(load_checkpoint(saved[0]))
+    assert module.samplers == expected.samplers and module.calibration == {"dirac_do": {"stop_t": 0.75}}
+    assert retargeted(module.metadata()["config"], "dirac.samplers.DiracSampler", "x")[1] == 0
+    assert module.restorers()["dirac_do"].params["stop_t"] == 0.75
+
+
+def test_moved_names_outside_the_map_are_still_refused(saved, tmp_path):
+    """Only the mapped name is upgraded: another old path (never buildable) is refused as before."""
+    checkpoint = copy.deepcopy(saved[1])
+    checkpoint["dirac"]["config"]["model"]["sampler_do"]["_target_"] = "dirac.samplers.reverse.DiracSampler"
+    with pytest.raises(CheckpointError, match="dirac.samplers.reverse.DiracSampler"):
+        load_checkpoint(write(tmp_path / "unmapped.ckpt", checkpoint))
+
+
 def test_truncated_and_foreign_files_get_clear_errors(saved, tmp_path):
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(saved[0].read_bytes()[:1000])

@@ -20,7 +20,7 @@ from dirac.methods.base import Method
 from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.nets import NCSNpp
 from dirac.performance import PerformanceOptions, TrainingBudget, TrainingBudgetError, compile_backbone
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 from tests.framework.conftest import TINY, compose_config
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from toy_degradations import Fading, SmoothMask
+from tests.toy_degradations import Fading, SmoothMask
 from torch import Tensor
 
 

@@ -3,7 +3,8 @@
 import torch
 
 from dirac.degradations import GaussianBlur, GeometricNoise, LinearSeverity
-from dirac.samplers import DiracSampler, TrajectoryRecorder, incremental_reconstruction
+from dirac.restorers import DiracSampler
+from dirac.samplers import TrajectoryRecorder, incremental_reconstruction
 
 
 def reconstruction(variant, blur, x, t, dt, delta=0.005):

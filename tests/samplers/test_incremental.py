@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dirac.degradations.noise import GeometricNoise
-from dirac.samplers import INCREMENTAL_VARIANTS, dirac_reverse, incremental_reconstruction
+from dirac.samplers import INCREMENTAL_VARIANTS, dirac_reverse, incremental_reconstruction, time_grid
 
 FIRST_ORDER = ("look_ahead", "small_look_ahead", "look_back", "small_look_back")
 
@@ -62,7 +62,7 @@ def test_small_look_ahead_shrinks_delta_near_t_zero(mask, x0):
 def test_every_variant_runs_the_reverse_process_towards_the_image(mask, x0, variant):
     """With an oracle Phi (it returns x0) every variant's last iterate is far nearer x0 than the measurement was."""
     y = mask(x0, 1.0) + 0.05 * torch.randn_like(x0)
-    out = dirac_reverse(lambda y_t, t: x0, y, mask, GeometricNoise(), dt=0.25, incremental=variant,
+    out = dirac_reverse(lambda y_t, t: x0, y, mask, GeometricNoise(), time_grid(0.25), incremental=variant,
                         output="iterate", small_delta=0.1, generator=torch.Generator().manual_seed(0))
     assert out.shape == x0.shape and (out - x0).norm() < 0.75 * (y - x0).norm()
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from dirac.degradations import GaussianBlur
 from dirac.degradations.noise import ConstantNoise, GeometricNoise
-from dirac.samplers import INCREMENTAL_VARIANTS, DiracSampler, incremental_reconstruction, time_grid
+from dirac.restorers import DiracSampler
+from dirac.samplers import INCREMENTAL_VARIANTS, incremental_reconstruction, time_grid
 
 
 def test_a_grid_whose_dt_does_not_divide_one_ends_at_zero():
@@ -29,7 +30,7 @@ def test_every_variant_uses_the_actual_length_of_the_short_last_step(variant, ma
     assert (last.t, last.t_next) == (0.1, 0.0)
     y_hat = mask.apply(x0, torch.full((2,), 0.1))
     expected = incremental_reconstruction(variant, mask, x0, y_hat, 0.1, 0.1)
-    torch.testing.assert_close(last.y_next - last.y_t, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(last.x_next - last.x, expected, atol=1e-6, rtol=1e-5)
 
 
 def test_under_bf16_autocast_only_the_network_runs_in_reduced_precision():

@@ -4,11 +4,12 @@ import math
 
 import pytest
 import torch
-from toy_degradations import SmoothMask
+from tests.toy_degradations import SmoothMask
 
 from dirac.degradations.identity import Identity
 from dirac.degradations.noise import ConstantNoise, GeometricNoise
-from dirac.samplers import DiracSampler, dirac_reverse, time_grid
+from dirac.restorers import DiracSampler
+from dirac.samplers import dirac_reverse, time_grid
 
 
 def sigma(t: float) -> float:
@@ -25,15 +26,15 @@ def test_identity_steps_are_ve_denoising_steps(x0):
     y = x0 + 0.05 * torch.randn_like(x0)
     states, twin = [], seeded()
     out = dirac_reverse(lambda y_t, t: 0.8 * y_t + 0.1 * t.view(-1, 1, 1, 1), y, Identity(3, 8), GeometricNoise(),
-                        dt=0.1, output="iterate", generator=seeded(), callback=states.append)
-    assert len(states) == 10 and torch.equal(states[0].y_t, y)
+                        time_grid(0.1), output="iterate", generator=seeded(), callback=states.append)
+    assert len(states) == 10 and torch.equal(states[0].x, y) and states[-1].is_last and not states[-2].is_last
     for state in states:
         released = sigma(state.t) ** 2 - sigma(state.t_next) ** 2
         z = torch.randn(y.shape, generator=twin)
-        expected = state.y_t + released / sigma(state.t) ** 2 * (state.x0_hat - state.y_t) + math.sqrt(released) * z
-        torch.testing.assert_close(state.y_next, expected, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(states[0].x0_hat, 0.8 * y + 0.1)
-    assert torch.equal(out, states[-1].y_next)
+        expected = state.x + released / sigma(state.t) ** 2 * (state.estimate - state.x) + math.sqrt(released) * z
+        torch.testing.assert_close(state.x_next, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(states[0].estimate, 0.8 * y + 0.1)
+    assert torch.equal(out, states[-1].x_next)
 
 
 def test_oracle_returns_x0_and_its_iterate_carries_sigma0_noise():
@@ -42,8 +43,9 @@ def test_oracle_returns_x0_and_its_iterate_carries_sigma0_noise():
     x0 = torch.rand(4, 3, 16, 16)
     y = degradation(x0, 1.0) + sigma(1) * torch.randn_like(x0)
     oracle = lambda y_t, t: x0.clone()  # noqa: E731
-    assert torch.equal(dirac_reverse(oracle, y, degradation, GeometricNoise(), dt=0.02, generator=seeded()), x0)
-    y_0 = dirac_reverse(oracle, y, degradation, GeometricNoise(), dt=0.02, output="iterate", generator=seeded())
+    assert torch.equal(dirac_reverse(oracle, y, degradation, GeometricNoise(), time_grid(0.02), generator=seeded()), x0)
+    y_0 = dirac_reverse(oracle, y, degradation, GeometricNoise(), time_grid(0.02), output="iterate",
+                        generator=seeded())
     error, twin = y - degradation(x0, 1.0), seeded()  # e_t = y_t - A_t(x0) obeys e' = s'^2/s^2 e + sqrt(s^2 - s'^2) z
     for t, t_next in time_grid(0.02):
         fresh = math.sqrt(sigma(t) ** 2 - sigma(t_next) ** 2) * torch.randn(x0.shape, generator=twin)
@@ -56,7 +58,7 @@ def test_oracle_returns_x0_and_its_iterate_carries_sigma0_noise():
 def test_constant_noise_oracle_iterate_telescopes_to_x0_plus_measurement_noise(mask, x0):
     """With constant sigma, no denoising and no fresh noise: look-ahead R telescopes A_1(x0) to A_0(x0) = x0."""
     y = mask(x0, 1.0) + 0.05 * torch.randn_like(x0)
-    y_0 = dirac_reverse(lambda y_t, t: x0, y, mask, ConstantNoise(0.05), dt=0.05, output="iterate")
+    y_0 = dirac_reverse(lambda y_t, t: x0, y, mask, ConstantNoise(0.05), time_grid(0.05), output="iterate")
     torch.testing.assert_close(y_0, x0 + (y - mask(x0, 1.0)), atol=1e-6, rtol=1e-5)
 
 
@@ -65,7 +67,7 @@ def test_nfe_follows_the_reference_count(fading, x0, stop_t, nfe):
     """NFE for dt = 0.02: floor((1 - stop_t)/dt) + 1 for stop_t > 0, and 1/dt for stop_t = 0."""
     calls = []
     phi = lambda y_t, t: calls.append(t) or y_t  # noqa: E731
-    dirac_reverse(phi, fading(x0, 1.0), fading, GeometricNoise(), dt=0.02, stop_t=stop_t)
+    dirac_reverse(phi, fading(x0, 1.0), fading, GeometricNoise(), time_grid(0.02, stop_t))
     assert len(calls) == nfe == DiracSampler(stop_t=stop_t).nfe
     assert torch.equal(calls[0], torch.ones(2))
 
@@ -83,9 +85,10 @@ def test_guidance_descends_the_measurement_residual(fading, x0, guidance):
     a, b, step = 0.9, 0.05, 0.7
     y = fading(x0, 1.0) + 0.05 * torch.randn_like(x0)
     phi = lambda y_t, t: a * y_t + b  # noqa: E731
-    run = dict(dt=0.02, stop_t=1.0, output="iterate", guidance_step=step)
-    guided = dirac_reverse(phi, y, fading, GeometricNoise(), guidance=guidance, generator=seeded(), **run)
-    plain = dirac_reverse(phi, y, fading, GeometricNoise(), generator=seeded(), **run)
+    run = dict(output="iterate", guidance_step=step)
+    grid = time_grid(0.02, 1.0)
+    guided = dirac_reverse(phi, y, fading, GeometricNoise(), grid, guidance=guidance, generator=seeded(), **run)
+    plain = dirac_reverse(phi, y, fading, GeometricNoise(), grid, generator=seeded(), **run)
     residual = y - 0.5 * (a * y + b)
     per_image = residual.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     eta = step * 0.5 / sigma(1) ** 2 if guidance == "std" else step / per_image
@@ -100,7 +103,7 @@ def test_guidance_improves_data_consistency_of_a_biased_phi(fading, x0, guidance
     phi = lambda y_t, t: y_t / (1 - 0.5 * t.view(-1, 1, 1, 1)) + 0.1  # noqa: E731
     residuals = []
     for mode, step in [("none", 0.0)] + [(guidance, step) for step in steps]:
-        x0_hat = dirac_reverse(phi, y, fading, GeometricNoise(), dt=0.05, stop_t=0.25, guidance=mode,
+        x0_hat = dirac_reverse(phi, y, fading, GeometricNoise(), time_grid(0.05, 0.25), guidance=mode,
                                guidance_step=step, generator=seeded())
         residuals.append((y - fading(x0_hat, 1.0)).norm().item())
     assert residuals[2] < residuals[1] < 0.99 * residuals[0]
@@ -122,9 +125,10 @@ def test_batch_equals_single_images_with_per_image_generators(mask, x0):
         return torch.nn.functional.avg_pool2d(torch.tanh(y_t), 3, 1, 1) + 0.1 * t.view(-1, 1, 1, 1)
 
     y = mask(x0, 1.0) + 0.05 * torch.randn_like(x0)
-    run = dict(dt=0.1, output="iterate", incremental="look_back", guidance="error", guidance_step=0.3)
-    batch = dirac_reverse(phi, y, mask, GeometricNoise(), generator=[seeded(1), seeded(2)], **run)
-    singles = [dirac_reverse(phi, y[i : i + 1], mask, GeometricNoise(), generator=[seeded(i + 1)], **run)
+    run = dict(output="iterate", incremental="look_back", guidance="error", guidance_step=0.3)
+    grid = time_grid(0.1)
+    batch = dirac_reverse(phi, y, mask, GeometricNoise(), grid, generator=[seeded(1), seeded(2)], **run)
+    singles = [dirac_reverse(phi, y[i : i + 1], mask, GeometricNoise(), grid, generator=[seeded(i + 1)], **run)
                for i in range(2)]
     torch.testing.assert_close(batch, torch.cat(singles), atol=1e-6, rtol=1e-5)
 
@@ -169,9 +173,9 @@ def test_bad_inputs_raise(fading, x0):
     with pytest.raises(ValueError, match="phi must return"):
         sampler(lambda y_t, t: y_t[:, :1], x0, fading, GeometricNoise())
     with pytest.raises(ValueError, match="dt"):
-        dirac_reverse(lambda y_t, t: y_t, x0, fading, GeometricNoise(), dt=-0.1)
+        time_grid(-0.1)
     with pytest.raises(ValueError, match="no gradient"):
-        dirac_reverse(lambda y_t, t: x0, x0, fading, GeometricNoise(), dt=0.5, guidance="std")
+        dirac_reverse(lambda y_t, t: x0, x0, fading, GeometricNoise(), time_grid(0.5), guidance="std")
 
 
 def test_grid_times_are_clean_and_end_at_zero():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from dirac.degradations.noise import GeometricNoise
-from dirac.samplers import DiracSampler, TrajectoryRecorder, best_stop_t
+from dirac.restorers import DiracSampler
+from dirac.samplers import TrajectoryRecorder, best_stop_t
 
 
 def psnr(pred, target):

@@ -18,7 +18,7 @@ from dirac.degradations.noise import GeometricNoise
 from dirac.metrics import MetricSuite
 from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.nets import NCSNpp
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 from dirac.tasks import RestorationTask
 
 DISTORTION_BEST, PERCEPTION_BEST = 0.7, 0.3

@@ -17,7 +17,7 @@ from dirac.denoisers import GaussianDenoiser
 from dirac.degradations import GaussianBlur
 from dirac.degradations.noise import GeometricNoise
 from dirac.metrics import MetricSuite, psnr
-from dirac.samplers import ADMMTV, DDRM, DPS, PnPADMM, Restorer
+from dirac.restorers import ADMMTV, DDRM, DPS, PnPADMM, Restorer
 from dirac.tasks import CurveSpec, RestorationTask
 from tests.tasks.test_restoration import CropData, evaluate, make_module
 

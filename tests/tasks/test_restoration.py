@@ -22,7 +22,7 @@ from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.metrics import MetricSuite
 from dirac.nets import NCSNpp
 from dirac.restore import restore_batch
-from dirac.samplers import DiracSampler, Restorer
+from dirac.restorers import DiracSampler, Restorer
 from dirac.tasks import CurveSpec, RestorationTask
 
 
@@ -102,6 +102,10 @@ def test_restore_reproduces_the_test_output_from_its_measurement_bit_for_bit():
         for name in ("dirac_do", "dirac_po"):
             assert torch.equal(restore_batch(module, name, y, names, seed=task.seed), outputs[name])
             assert torch.equal(restore_batch(module, name, y[3:5], names[3:5], seed=task.seed), outputs[name][3:5])
+            steps = []  # the progress bar's callback sees every step and changes nothing
+            assert torch.equal(restore_batch(module, name, y, names, seed=task.seed, callback=steps.append),
+                               outputs[name])
+            assert len(steps) == module.restorers()[name].nfe and steps[-1].is_last
     assert not torch.equal(outputs["dirac_do"], outputs["dirac_po"])
 
 

@@ -12,11 +12,10 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
 from dirac.methods.dirac.loss import LookAheadLoss
-from dirac.methods.dirac.restorers import DiracRestorer
 from dirac.methods.dirac.severity import TiltedSeverity
 from dirac.nets.wrappers import ResidualX0
 from dirac.precision import autocast_network_only
-from dirac.samplers import DiracSampler
+from dirac.restorers.dirac import DiracRestorer, DiracSampler
 
 PRESETS = {"dirac_do": ("do", "distortion"), "dirac_po": ("po", "perception")}
 

@@ -17,7 +17,7 @@ from dirac.degradations.noise import GeometricNoise
 from dirac.metrics import psnr
 from dirac.methods.dirac import DiracModule, LookAheadLoss
 from dirac.nets import NCSNpp
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 from dirac.tasks import RestorationTask
 
 CONF = Path(__file__).resolve().parents[3] / "conf"

@@ -68,7 +68,7 @@ def test_a_configured_schedule_steps_the_learning_rate_every_optimisation_step()
     from dirac.degradations import GaussianBlur
     from dirac.methods.dirac import DiracModule
     from dirac.nets import NCSNpp
-    from dirac.samplers import DiracSampler
+    from dirac.restorers import DiracSampler
 
     net = NCSNpp(3, 3, 16, model_channels=8, channel_mult=(1,), num_blocks=1, attn_resolutions=(), dropout=0.0)
     schedule = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3, total_steps=10)

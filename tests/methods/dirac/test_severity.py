@@ -11,7 +11,7 @@ from dirac.degradations import GaussianBlur
 from dirac.degradations.noise import GeometricNoise
 from dirac.methods.dirac import DiracModule, LookAheadLoss, TiltedSeverity
 from dirac.nets import NCSNpp
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 
 
 def test_power_zero_draws_the_uniform_severities_bit_for_bit():

@@ -22,8 +22,8 @@ from dirac.degradations.noise import ConstantNoise
 from dirac.denoisers import GaussianDenoiser
 from dirac.methods.base import Method
 from dirac.metrics import MetricSuite
+from dirac.restorers import PFODERestorer
 from dirac.samplers.pf_ode import tweedie
-from dirac.samplers.pf_ode_restorer import PFODERestorer
 from dirac.tasks import CurveSpec, RestorationTask
 
 MEAN, VARIANCE, SIGMA, SIZE = 0.5, 0.01, 0.1, 16  # std 0.1 around 0.5: clipping to [0, 1] is negligible (5 std)

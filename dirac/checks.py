@@ -1,7 +1,8 @@
-"""Argument checks shared by the samplers: clear `ValueError`s naming the bad setting."""
+"""Argument checks shared by the samplers and restorers: clear `ValueError`s naming the bad setting."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -12,8 +13,8 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
 
 
 def check_interval(name: str, value: float, low: float, high: float, *, open_low: bool = False) -> None:
-    """Raise a `ValueError` when `value` is not a number in [low, high] (or (low, high] with `open_low`)."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    """Raise a `ValueError` when `value` is not a finite number in [low, high] (or (low, high] with `open_low`)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     above_low = is_number and (value > low if open_low else value >= low)
     if not (above_low and value <= high):
         bracket = "(" if open_low else "["

@@ -5,7 +5,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from dirac.samplers import DiracSampler
+from dirac.restorers import DiracSampler
 
 PRESETS = Path(__file__).resolve().parents[2] / "conf" / "sampler"
 
@@ -13,7 +13,7 @@ PRESETS = Path(__file__).resolve().parents[2] / "conf" / "sampler"
 def test_po_preset_is_the_celeba_deblur_reference():
     sampler = instantiate(OmegaConf.load(PRESETS / "dirac_po.yaml"))
     assert sampler == DiracSampler(dt=0.02, stop_t=0.25, output="x0_hat", incremental="look_ahead", guidance="std",
-                                   guidance_step=0.5)
+                                   guidance_step=0.5, guidance_grid=(0.1, 0.25, 0.5, 1.0, 2.0))
     assert sampler.nfe == 38
 
 

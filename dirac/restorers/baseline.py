@@ -1,92 +1,31 @@
-"""What the comparison baselines share (SPEC §1.5): tunable parameters with grids, the measurement operator at t = 1,
-the shared denoiser loaded once before any work, per-image noise and step callbacks."""
+"""What the comparison baselines share (SPEC §1.5): tunable parameters with their grids (from the restorer's yaml,
+`conf/baseline/<name>.yaml`, the one source), the measurement operator at t = 1, the shared denoiser loaded once
+before any work, per-image noise and the step record of each iteration."""
 
 from __future__ import annotations
 
-import functools
-from abc import abstractmethod
 import math
-from collections.abc import Callable, Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-import torch
 from torch import Tensor, nn
 
+from dirac.checks import check_choice
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.degradations.operators import LinearOperator, SVDOperator
-from dirac.samplers._checks import check_choice
-from dirac.samplers.restorer import OBJECTIVES, Generators, Restorer, check_generators
-
-Denoise = Callable[[Tensor, Tensor], Tensor]
-IterationCallback = Callable[[int, Tensor], None]  # (iteration, the current estimate of x0)
-TRAIN_HINT = ("train one with `python -m dirac.run experiment=denoiser_embedded` and pass "
-              "denoiser.path=outputs/denoiser_embedded/<time>/checkpoints/denoiser.ckpt, or point denoiser.path at a "
-              "local diffusers directory (denoiser=diffusers)")
-
-
-class SharedDenoiser:
-    """The unconditional denoiser D(x, sigma) of a baseline (SPEC §1.5): a module, or a zero-argument loader (a Hydra
-    `_partial_` of `dirac.denoisers.loading.load_denoiser`) called once, frozen, and moved to the data's device.
-    `what`, `key` and `hint` name the network, its path setting and how to get one (another network:
-    RGM-PnP's prior)."""
-
-    def __init__(self, source: nn.Module | Callable[[], nn.Module], what: str = "a denoiser D(x, sigma)",
-                 key: str = "denoiser.path", hint: str = TRAIN_HINT) -> None:
-        self.source = source
-        self.module: nn.Module | None = source if isinstance(source, nn.Module) else None
-        self.what, self.key, self.hint = what, key, hint
-
-    def load(self, method: str) -> nn.Module:
-        """The network, loaded on first use without drawing from the global random generator (so a comparison run
-        trains Dirac exactly as the run without baselines); a loader without a path is refused with the way to get
-        one."""
-        if self.module is None:
-            keywords = self.source.keywords if isinstance(self.source, functools.partial) else {}
-            if "path" in keywords and keywords["path"] in (None, ""):
-                raise FileNotFoundError(f"the {method} baseline needs {self.what} but {self.key} is not "
-                                        f"set: {self.hint}")
-            with torch.random.fork_rng(devices=[]):  # building the network leaves the run's random stream alone
-                self.module = self.source().eval().requires_grad_(False)
-        return self.module
-
-    def on(self, device: torch.device, method: str) -> nn.Module:
-        """The denoiser on `device` (moved once)."""
-        module = self.load(method)
-        reference = next(iter(module.parameters()), None)
-        reference = next(iter(module.buffers()), None) if reference is None else reference
-        if reference is not None and reference.device != device:
-            module.to(device)
-        return module
-
-
-def as_shared(denoiser: SharedDenoiser | nn.Module | Callable[[], nn.Module] | None) -> SharedDenoiser | None:
-    """A baseline's denoiser argument as a SharedDenoiser (copies of a restorer share one)."""
-    if denoiser is None or isinstance(denoiser, SharedDenoiser):
-        return denoiser
-    return SharedDenoiser(denoiser)
-
-
-def check_sigma_ladder(method: str, steps: int, sigma_min: float, sigma_max: float) -> int:
-    """The step count of a sampler's sigma ladder, after checking steps >= 1 and 0 < sigma_min < sigma_max."""
-    if int(steps) < 1 or not 0 < sigma_min < sigma_max:
-        raise ValueError(f"{method} needs steps >= 1 and 0 < sigma_min < sigma_max, got steps {steps}, "
-                         f"sigma_min {sigma_min}, sigma_max {sigma_max}")
-    return int(steps)
+from dirac.denoisers.loading import TRAIN_HINT, SharedDenoiser, as_shared
+from dirac.restorers.base import OBJECTIVES, Restorer
+from dirac.samplers.grids import check_sigma_ladder, karras_sigmas
+from dirac.samplers.step import StepCallback
+from dirac.seeding import Generators, check_generators
 
 
 def measurement_operator(degradation: Degradation, y: Tensor) -> LinearOperator:
     """A_1 as an operator on y's device and dtype, one severity shared by the batch (SPEC §1.1: y = A_1(x0) + noise)."""
     return degradation.operator(y.new_ones(1))
-
-
-def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:
-    """EDM's noise levels (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i < N, then 0."""
-    if steps == 1:
-        return [float(sigma_max), 0.0]
-    high, low = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
-    return [(high + index / (steps - 1) * (low - high)) ** rho for index in range(steps)] + [0.0]
 
 
 def require_svd(method: str, degradation: Degradation, operator: LinearOperator, why: str) -> None:
@@ -99,12 +38,13 @@ def require_svd(method: str, degradation: Degradation, operator: LinearOperator,
 @dataclass(frozen=True, eq=False)
 class BaselineRestorer(Restorer):
     """A comparison baseline (SPEC §1.5) as a restorer: its tunable parameters are the dataclass fields named in
-    `PARAMS`; `tune` names the ones tuned on validation data (in order), `grids` overrides their candidate grids
-    (`DEFAULT_GRIDS`), `objective` is what tuning optimises ("perception": LPIPS, else patch SWD; "distortion": PSNR).
+    `PARAMS`; `tune` names the ones tuned on validation data (in order), `grids` their candidate values (the yaml's
+    `grids:`, the one source; a tuned parameter needs one), `objective` is what tuning optimises ("perception":
+    LPIPS, else patch SWD; "distortion": PSNR). A parameter must be a finite number >= 0 (and within the method's
+    own bounds).
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ()
-    DEFAULT_GRIDS: ClassVar[Mapping[str, Sequence[float]]] = {}
     METHOD: ClassVar[str] = ""
     NEEDS_LINEAR: ClassVar[bool] = True
     SAMPLES: ClassVar[bool] = False  # draws noise: the per-image generators are checked
@@ -126,6 +66,9 @@ class BaselineRestorer(Restorer):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{self.METHOD}: {param} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, param, float(value))
+        for param in self.tune:
+            if not self.grids.get(param):
+                raise ValueError(f"{self.METHOD} tunes {param!r} but has no candidate grid for it; set grids.{param}")
 
     @property
     def params(self) -> dict[str, float]:
@@ -144,9 +87,9 @@ class BaselineRestorer(Restorer):
         return replace(self, **{param: float(value) for param, value in params.items()})
 
     def grid(self, param: str) -> list[float]:
-        """The candidate values of `param`: `grids[param]`, else the method's default grid."""
+        """The candidate values of `param`: `grids[param]`."""
         self.check_param(param)
-        values = self.grids.get(param, self.DEFAULT_GRIDS.get(param))
+        values = self.grids.get(param)
         if not values:
             raise ValueError(f"{self.METHOD} has no candidate grid for {param!r}; set grids.{param}")
         return sorted(float(value) for value in values)
@@ -167,13 +110,9 @@ class BaselineRestorer(Restorer):
     def check_operator(self, degradation: Degradation, operator: LinearOperator) -> None:
         """Raise a clear ValueError when this method cannot handle `operator` (none by default)."""
 
-    def __call__(self, y: Tensor, degradation: Degradation, generator: Generators = None) -> Tensor:
-        """The restoration of y (SPEC §1.5)."""
-        return self.run(y, degradation, generator)
-
-    def run(self, y: Tensor, degradation: Degradation, generator: Generators = None,
-            callback: IterationCallback | None = None) -> Tensor:
-        """The restoration of y, reporting `callback(iteration, estimate)` after each iteration: y is checked against
+    def __call__(self, y: Tensor, degradation: Degradation, generator: Generators = None,
+                 callback: StepCallback | None = None) -> Tensor:
+        """The restoration of y (SPEC §1.5), each iteration's `Step` reported to `callback`: y is checked against
         the degradation (and the generators, one per image, of a sampling method), then restored in float32."""
         degradation.check_image(y)
         if self.SAMPLES:
@@ -182,7 +121,7 @@ class BaselineRestorer(Restorer):
 
     @abstractmethod
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
+                callback: StepCallback | None) -> Tensor:
         """The method's iterations on a checked float32 y."""
 
     def _denoiser(self, y: Tensor) -> nn.Module:
@@ -191,9 +130,6 @@ class BaselineRestorer(Restorer):
         if denoiser is None:
             raise ValueError(f"{self.METHOD} needs a denoiser: {TRAIN_HINT}")
         return denoiser.on(y.device, self.METHOD)
-
-
-DATA_CENTRE = 0.5  # x_T of a sigma ladder is centred on the middle of the [0, 1] range (negligible for sigma_T >> 1)
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from toy_degradations import SmoothMask
+from tests.toy_degradations import SmoothMask
 
 from dirac.chains import VPChain
 from dirac.checkpoints import save_checkpoint
 from dirac.degradations import BlockSuperResolution, Colorization
 from dirac.pipeline import model_config, run
-from dirac.samplers import PseudoInverse, RGMPnP
-from dirac.samplers.rgm_pnp import load_rgm
+from dirac.methods.rgm import load_rgm
+from dirac.restorers import PseudoInverse, RGMPnP
 from tests.framework.conftest import compose_config
 
 TINY_RGM = ["experiment=cifar10_rgm_kld_d", "data=embedded", "data.image_size=16", "generator=ncsnpp_tiny",
@@ -53,7 +53,7 @@ def test_rgm_pnp_runs_from_a_saved_checkpoint_and_the_prox_step_moves_towards_th
     x0, y = measured(degradation)
     seen = []
     generators = lambda: [torch.Generator().manual_seed(i) for i in range(2)]  # noqa: E731
-    out = restorer.run(y, degradation, generators(), callback=lambda i, x: seen.append(i))
+    out = restorer(y, degradation, generators(), callback=lambda step: seen.append(step.index))
     assert out.shape == y.shape and torch.isfinite(out).all() and seen == [0, 1] and restorer.nfe == 4
     assert torch.equal(out, restorer(y, degradation, generators()))  # per-image generators: reproducible
     operator = degradation.operator(torch.ones(1))
@@ -61,7 +61,7 @@ def test_rgm_pnp_runs_from_a_saved_checkpoint_and_the_prox_step_moves_towards_th
     v = torch.randn_like(y)
     u = operator.prox_l2(v, target, restorer.lam)
     assert (operator.A(u) - target).norm() < 0.5 * (operator.A(v) - target).norm()
-    pinv = PseudoInverse().run(y, degradation)
+    pinv = PseudoInverse()(y, degradation)
     assert torch.allclose(operator.A(pinv), y, atol=1e-5) and PseudoInverse().nfe == 0
 
 

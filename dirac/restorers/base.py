@@ -1,37 +1,18 @@
-"""The restorer interface shared by every method the restoration task evaluates (Dirac-DO/PO and the baselines)."""
+"""The restorer contract shared by every method the restoration task evaluates (Dirac-DO/PO and the baselines)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import Tensor
 
 from dirac.degradations.base import Degradation
-from dirac.seeding import per_image_normal
+from dirac.samplers.step import StepCallback
+from dirac.seeding import Generators
 
-Generators = torch.Generator | Sequence[torch.Generator] | None
 OutputConsumer = Callable[[float, Tensor], None]
 OBJECTIVES = ("distortion", "perception")
-
-
-def per_image(values: Tensor) -> Tensor:
-    """A `(B,)` tensor viewed as `(B, 1, 1, 1)` to scale a batch of images."""
-    return values.view(-1, 1, 1, 1)
-
-
-def check_generators(generator: Generators, batch: int) -> None:
-    """A sequence of generators must hold one generator per image."""
-    if isinstance(generator, Sequence) and len(generator) != batch:
-        raise ValueError(f"got {len(generator)} generators for a batch of {batch} images; pass one per image or one")
-
-
-def gaussian_like(like: Tensor, generator: Generators) -> Tensor:
-    """z ~ N(0, I) shaped like `like`; with one generator per image, image b draws from generator b alone."""
-    if isinstance(generator, Sequence):
-        return per_image_normal(like.shape, generator, like.device, like.dtype)
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
 class Restorer(ABC):
@@ -41,7 +22,8 @@ class Restorer(ABC):
     lambda), a candidate grid per parameter (`grid`), the parameters it wants tuned on validation data
     (`tuned`, in the order to tune them) and the `objective` that tuning optimises: "distortion" (PSNR
     peak) or "perception" (the perception measure's minimum). `generator` is one torch generator or one
-    per image; with one per image, an image's output does not depend on its batch.
+    per image; with one per image, an image's output does not depend on its batch. `callback` gets the `Step` record
+    of every step of the sampler or iteration (`dirac.restore`'s progress bar counts them).
     """
 
     objective: str = "distortion"
@@ -56,8 +38,9 @@ class Restorer(ABC):
         """This restorer with some tunable parameters replaced."""
 
     @abstractmethod
-    def __call__(self, y: Tensor, degradation: Degradation, generator: Generators = None) -> Tensor:
-        """The restoration of the measurements y of shape (B, C, H, W)."""
+    def __call__(self, y: Tensor, degradation: Degradation, generator: Generators = None,
+                 callback: StepCallback | None = None) -> Tensor:
+        """The restoration of the measurements y of shape (B, C, H, W), each step reported to `callback`."""
 
     @property
     def tuned(self) -> tuple[str, ...]:

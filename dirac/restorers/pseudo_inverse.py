@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 from dirac.degradations.base import Degradation
-from dirac.samplers.baseline import BaselineRestorer, IterationCallback, measurement_operator
-from dirac.samplers.restorer import Generators
+from dirac.restorers.baseline import BaselineRestorer, measurement_operator
+from dirac.samplers.step import StepCallback
+from dirac.seeding import Generators
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,6 +24,6 @@ class PseudoInverse(BaselineRestorer):
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
+                callback: StepCallback | None) -> Tensor:
         """A⁺ y."""
         return measurement_operator(degradation, y).A_pinv(y)

@@ -16,9 +16,12 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.identity import Identity
 from dirac.degradations.noise import NoiseSchedule
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, sigma_y
-from dirac.samplers.pf_ode import pf_ode_sigmas, score_scaled_pf_ode
-from dirac.samplers.restorer import Generators
+from dirac.denoisers.loading import SharedDenoiser, as_shared
+from dirac.restorers.baseline import BaselineRestorer, sigma_y
+from dirac.samplers.grids import pf_ode_sigmas
+from dirac.samplers.pf_ode import heun_pf_ode
+from dirac.samplers.step import StepCallback
+from dirac.seeding import Generators
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +34,6 @@ class PFODERestorer(BaselineRestorer):
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ("rho",)
-    DEFAULT_GRIDS: ClassVar[dict] = {"rho": [1.0, 1.25, 1.5, 1.75, 2.0]}
     METHOD: ClassVar[str] = "PF-ODE"
     NEEDS_LINEAR: ClassVar[bool] = False
 
@@ -67,9 +69,9 @@ class PFODERestorer(BaselineRestorer):
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
+                callback: StepCallback | None) -> Tensor:
         """x_hat = PF-ODE_rho(y) from sigma_1 to 0 (SPEC §3), images grouped by their sigma_1; deterministic (no
-        generator is used); `callback(i, D(x_i, sigma_i))` after each step (for a batch with one sigma_1)."""
+        generator is used); each step's `Step` to `callback` (per group of images with one sigma_1)."""
         self.prepare(degradation)
         denoiser = self._denoiser(y)
         levels = sigma_y(self.noise, y)
@@ -78,9 +80,7 @@ class PFODERestorer(BaselineRestorer):
             denoise = under_autocast(denoiser)
             for level in torch.unique(levels).tolist():
                 rows = (levels == level).nonzero().flatten()
-                step = None if callback is None else (lambda state: callback(state.index, state.denoised))
-                out[rows] = score_scaled_pf_ode(denoise, y[rows], float(level), self.rho, self.steps, self.kappa,
-                                                callback=step)
+                out[rows] = heun_pf_ode(denoise, y[rows], self.sigmas(float(level)), self.rho, callback)
         return out
 
     def sigmas(self, sigma_1: float) -> list[float]:

@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from dirac.degradations.base import Degradation
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import BaselineRestorer, IterationCallback, SharedDenoiser, as_shared, measurement_operator
-from dirac.samplers.restorer import Generators
+from dirac.denoisers.loading import SharedDenoiser, as_shared
+from dirac.restorers.baseline import BaselineRestorer, measurement_operator
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,8 +34,6 @@ class PnPADMM(BaselineRestorer):
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ("rho", "sigma")
-    DEFAULT_GRIDS: ClassVar[dict] = {"rho": [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0],
-                                     "sigma": [0.01, 0.02, 0.03, 0.05, 0.08, 0.12]}
     METHOD: ClassVar[str] = "PnP-ADMM"
 
     denoiser: SharedDenoiser | nn.Module | None = None
@@ -57,8 +57,8 @@ class PnPADMM(BaselineRestorer):
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
-        """The PnP-ADMM iterations; `callback(k, z_k)` after each."""
+                callback: StepCallback | None) -> Tensor:
+        """The PnP-ADMM iterations; each iteration's `Step` (z before, z after) to `callback`."""
         operator = measurement_operator(degradation, y)
         denoiser = self._denoiser(y)
         sigma = y.new_full((y.shape[0],), self.sigma)
@@ -68,8 +68,9 @@ class PnPADMM(BaselineRestorer):
             denoise = under_autocast(denoiser)
             for index in range(self.iterations):
                 x = operator.prox_l2(z - u, y, gamma)
-                z = denoise(x + u, sigma)
-                u = u + x - z
+                z_next = denoise(x + u, sigma)
+                u = u + x - z_next
                 if callback is not None:
-                    callback(index, z)
+                    callback(Step(index, self.iterations, None, None, z, z_next, z_next))
+                z = z_next
         return z

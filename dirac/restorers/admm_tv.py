@@ -21,11 +21,12 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from dirac.checks import check_choice
 from dirac.degradations.base import Degradation
 from dirac.degradations.operators import LinearOperator
-from dirac.samplers._checks import check_choice
-from dirac.samplers.baseline import BaselineRestorer, IterationCallback, measurement_operator
-from dirac.samplers.restorer import Generators
+from dirac.restorers.baseline import BaselineRestorer, measurement_operator
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators
 
 TV_KINDS = ("anisotropic", "isotropic")
 
@@ -103,8 +104,6 @@ class ADMMTV(BaselineRestorer):
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ("lam", "rho")
-    DEFAULT_GRIDS: ClassVar[dict] = {"lam": [0.002, 0.005, 0.01, 0.02, 0.04, 0.08],
-                                     "rho": [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]}
     METHOD: ClassVar[str] = "ADMM-TV"
 
     lam: float = 0.02
@@ -127,11 +126,12 @@ class ADMMTV(BaselineRestorer):
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
+                callback: StepCallback | None) -> Tensor:
         """ADMM from x = v1 = y, v2 = D y, u = 0; returns x after `iterations` steps."""
         operator = measurement_operator(degradation, y)
         solve = NeumannLaplacianSolver(y.shape[-2], y.shape[-1], y.dtype, y.device)
         x, v1, v2 = y, y, gradient(y)
+        previous = x
         u1, u2 = torch.zeros_like(v1), torch.zeros_like(v2)
         gamma, threshold = 1 / self.rho, self.lam / self.rho
         for index in range(self.iterations):
@@ -141,5 +141,6 @@ class ADMMTV(BaselineRestorer):
             v2 = shrink(dx + u2, threshold, self.tv)
             u1, u2 = u1 + x - v1, u2 + dx - v2
             if callback is not None:
-                callback(index, x)
+                callback(Step(index, self.iterations, None, None, previous, x, x))
+            previous = x
         return x

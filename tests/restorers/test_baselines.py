@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from toy_degradations import SmoothMask
+from tests.toy_degradations import SmoothMask
 from torch import Tensor, nn
 
 from dirac.data.embedded import patches, photo
@@ -16,9 +16,9 @@ from dirac.degradations.noise import ConstantNoise, GeometricNoise
 from dirac.degradations.operators import DiagonalOperator, as_severities
 from dirac.denoisers import GaussianDenoiser
 from dirac.metrics import psnr
-from dirac.samplers import ADMMTV, DDRM, DPS, PnPADMM
-from dirac.samplers.admm_tv import gradient, gradient_adjoint, tv_objective
-from dirac.samplers.baseline import SharedDenoiser
+from dirac.denoisers.loading import SharedDenoiser
+from dirac.restorers import ADMMTV, DDRM, DPS, PnPADMM
+from dirac.restorers.admm_tv import gradient, gradient_adjoint, tv_objective
 
 
 class FixedMask(Degradation):
@@ -59,7 +59,7 @@ def gaussian_prior(x0: Tensor) -> GaussianDenoiser:
 def recorded(restorer, y: Tensor, degradation: Degradation, generator=None) -> tuple[Tensor, list[Tensor]]:
     """The restorer's output and its estimate after every iteration."""
     estimates: list[Tensor] = []
-    output = restorer.run(y, degradation, generator, callback=lambda index, x: estimates.append(x.clone()))
+    output = restorer(y, degradation, generator, callback=lambda step: estimates.append(step.estimate.clone()))
     return output, estimates
 
 
@@ -230,9 +230,13 @@ def test_loading_the_denoiser_leaves_the_global_random_stream_alone():
 
 
 def test_parameters_grids_and_tuning_declarations():
-    restorer = ADMMTV(tune=["lam", "rho"], grids={"lam": [0.05, 0.01]})
+    restorer = ADMMTV(tune=["lam", "rho"], grids={"lam": [0.05, 0.01], "rho": [2, 0.5]})
     assert restorer.params == {"lam": 0.02, "rho": 0.2} and restorer.tuned == ("lam", "rho")
-    assert restorer.grid("lam") == [0.01, 0.05] and restorer.grid("rho") == ADMMTV.DEFAULT_GRIDS["rho"]
+    assert restorer.grid("lam") == [0.01, 0.05] and restorer.grid("rho") == [0.5, 2.0]
+    with pytest.raises(ValueError, match="tunes 'rho' but has no candidate grid for it; set grids.rho"):
+        ADMMTV(tune=["rho"], grids={"lam": [0.01]})
+    with pytest.raises(ValueError, match="no candidate grid for 'lam'"):
+        ADMMTV().grid("lam")
     assert restorer.with_params(lam=0.1).lam == 0.1 and restorer.lam == 0.02
     assert DDRM().params == {"eta": 0.85, "eta_b": 1.0} and DPS().nfe == 1000 and ADMMTV().nfe == 0
     with pytest.raises(ValueError, match="no tunable parameter 'zeta'"):

@@ -21,7 +21,6 @@ for ρ = 1/r² (SR) and 1/C (colorization), so λ/2 ‖H x − y_ref‖² = λ �
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -31,27 +30,14 @@ from dirac.degradations.base import Degradation
 from dirac.degradations.colorization import Colorization
 from dirac.degradations.operators import LinearOperator
 from dirac.degradations.superresolution import BlockSuperResolution
+from dirac.denoisers.loading import SharedDenoiser
 from dirac.precision import autocast_network_only
-from dirac.samplers.baseline import (BaselineRestorer, IterationCallback, SharedDenoiser, measurement_operator,
-                                     require_svd)
-from dirac.samplers.restorer import Generators, gaussian_like
+from dirac.restorers.baseline import BaselineRestorer, measurement_operator, require_svd
+from dirac.samplers.step import Step, StepCallback
+from dirac.seeding import Generators, gaussian_like
 
 RGM_HINT = ("train one with `python -m dirac.run experiment=cifar10_rgm_kld_d` (32 px; celebahq_rgm_kld_d for 256 px) "
             "and pass its outputs/<experiment>/<time>/checkpoints/rgm.ckpt")
-
-
-def load_rgm(path: str | Path | None) -> nn.Module:
-    """The RGM image module stored at `path` (an `rgm.ckpt`), read by the safe checkpoint loader, frozen,
-    in eval mode."""
-    from dirac.checkpoints import load_checkpoint, module_from_checkpoint
-
-    if path in (None, "") or not Path(path).expanduser().is_file():
-        raise FileNotFoundError(f"RGM-PnP needs a trained RGM checkpoint, and there is none at {path}: {RGM_HINT}")
-    module = module_from_checkpoint(load_checkpoint(Path(path).expanduser(), family="rgm"), family="rgm")
-    if len(module.sample_shape) != 3:
-        raise ValueError(f"the RGM checkpoint {path} makes {module.sample_shape} points, not images: RGM-PnP restores "
-                         f"images ({RGM_HINT})")
-    return module.eval().requires_grad_(False)
 
 
 def reference_gain(degradation: Degradation) -> float:
@@ -73,9 +59,10 @@ def shared_rgm(source: nn.Module | SharedDenoiser | None) -> SharedDenoiser | No
 
 @dataclass(frozen=True, eq=False)
 class RGMPnP(BaselineRestorer):
-    """Alg. 4: Douglas–Rachford splitting with a trained RGM (`rgm`: its module, or a `load_rgm` partial loaded once)
-    as the prior and the data term's prox through the operator's SVD; `iterations` outer iterations (M) of `t_prime`
-    restorations each, from level T′ down to 1, with the EMA generator and z, ε drawn from the per-image generators.
+    """Alg. 4: Douglas–Rachford splitting with a trained RGM (`rgm`: its module, or a partial of
+    `dirac.methods.rgm.load_rgm` loaded once) as the prior and the data term's prox through the operator's SVD;
+    `iterations` outer iterations (M) of `t_prime` restorations each, from level T′ down to 1, with the EMA generator
+    and z, ε drawn from the per-image generators.
 
     Tunable: `lam` (the prox weight λ, in the reference's units: the prox uses λ·`reference_gain`, module docstring)
     and `alpha` (the step towards G's restoration). `noise_factor` scales the forward noise (0.99 as the reference);
@@ -83,7 +70,6 @@ class RGMPnP(BaselineRestorer):
     """
 
     PARAMS: ClassVar[tuple[str, ...]] = ("lam", "alpha")
-    DEFAULT_GRIDS: ClassVar[dict] = {"lam": [0.01, 0.1, 0.2, 1.0, 5.0, 10.0], "alpha": [0.05, 0.1, 0.2, 0.5]}
     METHOD: ClassVar[str] = "RGM-PnP"
     SAMPLES: ClassVar[bool] = True
 
@@ -134,8 +120,8 @@ class RGMPnP(BaselineRestorer):
 
     @torch.no_grad()
     def restore(self, y: Tensor, degradation: Degradation, generator: Generators,
-                callback: IterationCallback | None) -> Tensor:
-        """Alg. 4 on y in [0, 1]; `callback(i, x_i)` (in [0, 1]) after each outer iteration."""
+                callback: StepCallback | None) -> Tensor:
+        """Alg. 4 on y in [0, 1]; each outer iteration's `Step` (x before and after, in [0, 1]) to `callback`."""
         operator = measurement_operator(degradation, y)
         rgm = self.rgm.on(y.device, self.METHOD)
         measured = 2 * y - operator.A(torch.ones_like(y))  # y' = A(2 x0 − 1) in the model's scale
@@ -144,10 +130,11 @@ class RGMPnP(BaselineRestorer):
         with autocast_network_only(y.device.type) as under_autocast:
             generate = under_autocast(rgm.generator_ema)
             for index in range(self.iterations):
+                before = x
                 for level in range(self.t_prime, 0, -1):
                     x = self.split(x, generate, rgm.chain, operator, measured, level, latent, generator)
                 if callback is not None:
-                    callback(index, (x + 1) / 2)
+                    callback(Step(index, self.iterations, None, None, (before + 1) / 2, (x + 1) / 2, (x + 1) / 2))
         return (x + 1) / 2
 
     def split(self, x: Tensor, generate, chain: nn.Module, operator: LinearOperator, measured: Tensor, level: int,
