@@ -34,13 +34,13 @@ def measure(denoiser: GaussianDenoiser, x0: torch.Tensor, chunk: int, pad: int) 
     mutual = 0.5 * DIMS * math.log2(1 + VARIANCE / s**2)
     mse = ((codec.reconstruct(x_s, s, mmse=True) - x0) ** 2).mean().item()
     rate = encoding.bits / DIMS
-    normals = codec.chunking.candidates * DIMS * len(encoding.kl_bits)
+    scored = codec.chunking.candidates * DIMS * len(encoding.kl_bits)  # every chunk scores K candidates of its dims
     payload = encoding.bits - 8 * header_bytes(encoding.data)
     return (f"ck{chunk} pad{pad}: file {encoding.bits}b payload/KL {payload / kl:.3f} file/KL {encoding.bits / kl:.3f} "
             f"KL/I {kl / mutual:.3f} file/I {encoding.bits / mutual:.3f} f {np.mean(encoding.shifts):.3f} "
             f"mse/mmse(s) {mse / (VARIANCE * s * s / (VARIANCE + s * s)):.2f} "
             f"mse/D(R) {mse / (VARIANCE * 2 ** (-2 * rate)):.2f} enc {encode_s:.1f}s dec {decode_s:.2f}s "
-            f"{normals / encode_s / 1e6:.0f}M normals/s")
+            f"{scored / encode_s / 1e6:.0f}M candidate values scored/s")
 
 
 def bare_throughput(blocks: int = 20, rows: int = 4096, columns: int = 300) -> float:

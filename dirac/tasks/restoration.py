@@ -24,6 +24,7 @@ from dirac.reporting.files import csv_text, write_text
 from dirac.restorers.base import Restorer
 from dirac.seeding import image_generators, per_image_normal
 from dirac.tasks.base import Task
+from dirac.tasks.calibration import calibrate
 
 log = logging.getLogger(__name__)
 CURVE_PREFIX = "curve_"
@@ -168,8 +169,6 @@ class RestorationTask(Task):
                   output_dir: Path | None = None) -> None:
         """Tune each restorer's `tuned` parameters on the validation split (SPEC §1.3: DO at the PSNR peak, PO at the
         perception minimum; guidance steps like stops), storing the choices in the method."""
-        from dirac.tasks.calibration import calibrate
-
         calibrate(self, method, trainer, datamodule, output_dir)
 
     def evaluate(self, method: Method, trainer: L.Trainer, datamodule: L.LightningDataModule,
