@@ -213,13 +213,14 @@ class Codec:
         if self.version == 1:
             chunks = max(chunks, min_chunks(self.chunking.block_size, dims))
         order = permutation(self.seed, step, dims).to(flat.device)  # chunk c: the c-th tensor_split group of it
-        chunk_kls = (segment_sums(flat[order].double().square()[:, None], chunks)[:, 0] / (2 * LN2)).tolist()
+        ordered = flat[order]
+        chunk_kls = (segment_sums(ordered.double().square()[:, None], chunks)[:, 0] / (2 * LN2)).tolist()
         if self.version == 1:
-            indices, noise, shifts = self.select_chunks(step, flat, chunks)
+            indices, noise, shifts = self.select_chunks(step, flat, order.tensor_split(chunks))
         else:
             noise = torch.empty_like(flat)
             select = step_select if self.version == 2 else pooled_select
-            selection = select(flat[order], chunks, self.seed, step, candidates, self.chunking.aim)
+            selection = select(ordered, chunks, self.seed, step, candidates, self.chunking.aim)
             indices, shifts = selection.indices, selection.shifts
             noise[order] = selection.sample
         if self.chunking.aim and chunks == 1:  # the one chunk's Zipf level from the KL of the target PFR was aimed at
@@ -227,14 +228,15 @@ class Codec:
         symbols = StepSymbols(chunks, self.chunking.level(kl, chunks), tuple(indices))
         return symbols, noise.to(self.device), shifts, chunk_kls
 
-    def select_chunks(self, step: int, flat: Tensor, chunks: int) -> tuple[list[int], Tensor, list[float]]:
-        """Format 1: PFR chunk by chunk, each from its own candidates: the indices, the noise and the shifts."""
+    def select_chunks(self, step: int, flat: Tensor, groups: tuple[Tensor, ...]) -> tuple[list[int], Tensor,
+                                                                                          list[float]]:
+        """Format 1: PFR chunk by chunk (`groups`: the step's `partition`, on flat's device), each from its own
+        candidates: the indices, the noise and the shifts."""
         noise, indices, shifts = torch.empty_like(flat), [], []
         select = aimed_select if self.chunking.aim else pfr_select
-        for chunk, group in enumerate(partition(self.seed, step, flat.numel(), chunks)):
-            chosen = select(flat[group.to(flat.device)], self.seed, step, chunk, self.chunking.candidates,
-                            self.chunking.block_size)
-            noise[group.to(flat.device)] = chosen.sample
+        for chunk, group in enumerate(groups):
+            chosen = select(flat[group], self.seed, step, chunk, self.chunking.candidates, self.chunking.block_size)
+            noise[group] = chosen.sample
             indices.append(chosen.index)
             shifts.append(chosen.shift)
         return indices, noise, shifts

@@ -2,7 +2,9 @@
 (SPEC §3 RCC; Li & El Gamal). A candidate is a pure function of (seed, step, chunk, index): format 1 draws each
 chunk's candidates from its own generator (`pfr_select`); format 2 draws one candidate matrix per step, chunk c's
 candidate n being column n's entries in c's positions of the step's partition order, so every chunk of a step is
-scored by one generation and one product per block of candidates (`step_select`). With K candidates the choice is
+scored by one generation and one product per block of candidates (`step_select`); format 3 draws one pool of K rows
+per step, shared by its chunks, chunk c's candidate n the head of row (n + r_c) mod K (`pooled_select`), so a step
+draws K x ceil(dims / chunks) normals instead of K x dims. With K candidates the choice is
 biased toward the prior (realised shift f < 1, rcc.md §7); `selected_projection` computes that bias and `aim_gain`
 the target scaling that removes it (the aimed PFR: the realised shift is 1 in expectation)."""
 
@@ -206,9 +208,9 @@ def segment_sums(values: Tensor, chunks: int) -> Tensor:
 
 def step_arrival_log_times(seed: int, step: int, chunks: int, count: int, device: torch.device | str) -> Tensor:
     """log T of an independent Poisson process per chunk, `(chunks, count)` float32: cumulative sums of Exp(1) gaps
-    -log(1 - U), U from one generator seeded by (seed, step, ARRIVALS) (format 2, encoder-private). float32 caps a gap
-    at 16.6 = -log 2^-24 (a true Exp(1) exceeds it with probability 6e-8) and sums K <= 2^20 gaps to ~1e-4 relative,
-    far below the spread of the scores it is compared with."""
+    -log(1 - U), U from one generator seeded by (seed, step, ARRIVALS) (formats 2 and 3, encoder-private). float32
+    caps a gap at 16.6 = -log 2^-24 (a true Exp(1) exceeds it with probability 6e-8) and sums K <= 2^20 gaps to ~1e-4
+    relative, far below the spread of the scores it is compared with."""
     generator = torch.Generator().manual_seed(stable_seed(seed, step, ARRIVALS))
     gaps = torch.rand(chunks, count, generator=generator).neg_().log1p_().neg_()
     return gaps.cumsum(1).log_().to(device)
@@ -290,9 +292,8 @@ def pool_shifts(seed: int, step: int, chunks: int, count: int) -> Tensor:
 
 def pool_block(seed: int, step: int, block: int, rows: int, width: int, device: torch.device | str = "cpu") -> Tensor:
     """Rows [block R, block R + rows) of a format-3 step's pool of K rows X_j ~ N(0, I_s), `(rows, width)` float32,
-    from a generator seeded by (seed, step, POOL, block) (SPEC §3 shared randomness)."""
-    generator = torch.Generator(device=device).manual_seed(stable_seed(seed, step, POOL, block))
-    return torch.randn(rows, width, generator=generator, device=device, dtype=torch.float32)
+    the `candidate_block` of the chunk-level tag POOL (SPEC §3 shared randomness)."""
+    return candidate_block(seed, step, POOL, block, rows, width, device)
 
 
 def as_chunk_rows(values: Tensor, chunks: int) -> Tensor:
@@ -327,7 +328,7 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
     gains = aim_gains(squared_norms.sqrt().cpu().numpy(), count) if aim else np.ones(chunks)
     scaled = targets * torch.as_tensor(gains, dtype=torch.float32, device=device)[:, None]
     log_times = step_arrival_log_times(seed, step, chunks, count, device)
-    shifts = pool_shifts(seed, step, chunks, count).to(device)
+    row_shifts = pool_shifts(seed, step, chunks, count).to(device)
     width = targets.shape[1]
     size = step_block_size(count, width)
     group = max(1, GROUP_FLOATS // size)
@@ -338,17 +339,17 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
         offsets = torch.arange(block * size, (block + 1) * size, device=device)
         for first in range(0, chunks, group):
             part = slice(first, first + group)
-            arrivals = log_times[part].gather(1, (offsets[None, :] - shifts[part, None]) % count)
+            arrivals = log_times[part].gather(1, (offsets[None, :] - row_shifts[part, None]) % count)
             scores = arrivals - scaled[part] @ candidates.T
             score, column = scores.min(1)
             better = score < best[part]
             best[part] = torch.where(better, score, best[part])
             rows[part] = torch.where(better, column + block * size, rows[part])
             sample[part] = torch.where(better[:, None], candidates[column], sample[part])
-    indices = (rows - shifts) % count
-    shifts_realised = torch.where(squared_norms > 0, (sample.double() * targets.double()).sum(1)
-                                  / squared_norms.clamp_min(1e-300), 1.0)
-    return StepSelection(indices.tolist(), from_chunk_rows(sample, dims), shifts_realised.tolist())
+    indices = (rows - row_shifts) % count
+    realised = torch.where(squared_norms > 0, (sample.double() * targets.double()).sum(1)
+                           / squared_norms.clamp_min(1e-300), 1.0)
+    return StepSelection(indices.tolist(), from_chunk_rows(sample, dims), realised.tolist())
 
 
 def pooled_candidates(seed: int, step: int, indices: list[int], count: int, dims: int,
