@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from dirac.compression.bitstream import StepSymbols, zigzag
+from dirac.compression.bitstream import StepSymbols, zigzag, zipf_probabilities
 from dirac.compression.chunking import Chunking, zipf_exponent
 from dirac.compression.pfr import aim_gain, winner_log2_rank
 
@@ -104,10 +104,10 @@ def index_bits(kl_bits: float, level: int, count: int, aim: bool) -> tuple[float
 
 
 def _zipf_code(log2_rank: float | np.ndarray, spread: float | np.ndarray, level: int, count: int) -> tuple:
-    """(mean, std) of the truncated Zipf code length of an index whose log2(1 + rank) has this mean and spread."""
+    """(mean, std) of the truncated Zipf code length a log2 r + log2 Z of an index whose log2(1 + rank) has this mean
+    and spread; log2 Z = -log2 p(1) of the stream's own `zipf_probabilities`."""
     exponent = zipf_exponent(level)
-    normaliser = float((np.arange(1, count + 1, dtype=np.float64) ** -exponent).sum())
-    return exponent * log2_rank + math.log2(normaliser), exponent * spread
+    return exponent * log2_rank - math.log2(zipf_probabilities(count, level)[0]), exponent * spread
 
 
 @lru_cache(maxsize=16)
