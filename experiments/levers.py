@@ -52,6 +52,8 @@ LEVERS = {
     "dihedral": [DIHEDRAL],
     "multiscale": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16"],
     "multiscale_dihedral": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16", DIHEDRAL],
+    "colour": ["data.augment={_target_:dirac.data.Colour}"],  # channel order, contrast 0.6-1, offset (issue 30)
+    "jitter": ["+jitter=operator"],  # blur width x (1 ± 10 %), noise std x (1 ± 20 %) per training image (issue 30)
     "severity_tilted": ["severity=tilted"],  # training t with density 2t
     "severity_tilted_3": ["severity=tilted", "severity.power=3"],  # density 4t^3
     "loss_psnr": ["loss=clean_psnr"],  # minus the per-image PSNR of Phi instead of the weighted squared error

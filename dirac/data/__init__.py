@@ -2,7 +2,7 @@
 
 from dirac.data.checks import check_batch
 from dirac.data.cifar import Cifar10Source
-from dirac.data.augment import Dihedral
+from dirac.data.augment import Chain, Colour, Dihedral
 from dirac.data.datamodule import ImageDataModule, SplitDataModule
 from dirac.data.embedded import EmbeddedSource, PhotoCrops
 from dirac.data.folders import CelebAHQSource, FFHQSource, FolderSource, ImageNetSource
@@ -13,6 +13,8 @@ __all__ = [
     "SPLITS",
     "CelebAHQSource",
     "Cifar10Source",
+    "Chain",
+    "Colour",
     "Dihedral",
     "EmbeddedSource",
     "FFHQSource",

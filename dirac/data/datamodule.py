@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dirac.data.augment import Dihedral
+from dirac.data.augment import Chain, SeededAugment
 from dirac.data.source import ImageSource, check_split
 from dirac.data.transforms import check_channels, to_channels
 
@@ -105,8 +105,8 @@ class ImageDataModule(SplitDataModule):
     `source` is a factory (Hydra `_partial_: true`) called as `source(root=root, image_size=image_size)`;
     it is built on first use, so constructing the module touches no files. The train loader shuffles with
     a generator seeded by `seed`; val/test loaders keep the source order. Under DDP, Lightning's default
-    distributed samplers shard the loaders. `augment` (e.g. `Dihedral`) transforms training batches only, on
-    the device after the transfer.
+    distributed samplers shard the loaders. `augment` (e.g. `Dihedral`, `Colour` or a `Chain` of them) transforms
+    training batches only, on the device after the transfer.
     """
 
     def __init__(
@@ -120,7 +120,7 @@ class ImageDataModule(SplitDataModule):
         seed: int = 0,
         root: str | Path | None = None,
         pin_memory: bool = False,
-        augment: Dihedral | None = None,
+        augment: SeededAugment | Chain | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, seed, pin_memory)
         self.augment = augment

@@ -1,9 +1,12 @@
-"""Train-time augmentation: each image gets one of the 8 symmetries of the square, seeded, training batches only."""
+"""Train-time augmentation: each image gets one of the 8 symmetries of the square or a colour change, seeded, training
+batches only."""
+
+import itertools
 
 import pytest
 import torch
 
-from dirac.data import Dihedral, ImageDataModule
+from dirac.data import Chain, Colour, Dihedral, ImageDataModule
 
 
 def symmetries(image):
@@ -54,3 +57,37 @@ def test_datamodule_augments_training_batches_only():
     augmented = datamodule.on_after_batch_transfer(batch, 0)
     assert augmented["name"] == batch["name"] and not torch.equal(augmented["image"], batch["image"])
     assert "augment" in datamodule.state_dict()
+
+
+def test_colour_is_a_per_image_affine_map_of_permuted_channels_that_stays_in_range():
+    images = torch.rand(64, 3, 5, 5)
+    images[0], images[1] = 0.0, 1.0  # the extremes: b alone, a + b
+    out = Colour(contrast=0.5, seed=2)(images)
+    assert out.min() >= 0 and out.max() <= 1
+    for before, after in zip(images[2:], out[2:]):
+        # some channel order and one (a, b) per image map every pixel: solve for them from two pixels of channel 0
+        fits = []
+        for order in itertools.permutations(range(3)):
+            source = before[list(order)].flatten()
+            a = (after.flatten()[1] - after.flatten()[0]) / (source[1] - source[0])
+            b = after.flatten()[0] - a * source[0]
+            fits.append((torch.allclose(after.flatten(), a * source + b, atol=1e-5), float(a), float(b)))
+        fit = next(f for f in fits if f[0])
+        assert 0.5 - 1e-5 <= fit[1] <= 1 + 1e-5 and -1e-5 <= fit[2] <= 1 - fit[1] + 1e-5
+    orders = {tuple(Colour(seed=seed)(torch.arange(3.0).view(1, 3, 1, 1) / 2).flatten().argsort().tolist())
+              for seed in range(40)}
+    assert len(orders) == 6  # every channel order is drawn
+    unpermuted = Colour(permute=False, contrast=1.0)(images)
+    assert torch.equal(unpermuted, images)  # a = 1 forces b = 0: the identity
+    with pytest.raises(ValueError, match="contrast"):
+        Colour(contrast=0.0)
+
+
+def test_a_chain_applies_each_augmentation_in_turn_and_round_trips_its_state():
+    images = torch.rand(8, 3, 4, 4)
+    chain = Chain([Dihedral(seed=0), Colour(seed=1)])
+    state = chain.random_state()
+    first = chain(images)
+    assert torch.equal(first, Colour(seed=1)(Dihedral(seed=0)(images)))
+    chain.set_random_state(state)
+    assert torch.equal(chain(images), first)

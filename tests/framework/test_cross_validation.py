@@ -4,9 +4,11 @@ folds (per fold, mean, worst fold, per-photograph difference), and bad input ref
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -40,6 +42,12 @@ class FakeTraining:
                             for method, values in psnrs.items()}}
 
 
+def fake_training_elsewhere(config: DictConfig) -> dict:
+    """`FakeTraining` in whichever process runs it, leaving that process's id and torch threads in the fold folder."""
+    write_text(Path(config.paths.output_dir) / "process.txt", f"{os.getpid()} {torch.get_num_threads()}")
+    return FakeTraining()(config)
+
+
 def rows_of(path: Path, scope: str) -> list[dict[str, str]]:
     return [row for row in csv.DictReader(path.open()) if row["scope"] == scope]
 
@@ -68,6 +76,21 @@ def test_every_fold_runs_into_its_folder_and_the_report_has_the_closed_form_diff
     assert (out / "cv_results.png").stat().st_size > 1000
 
 
+def test_folds_trained_in_parallel_processes_give_the_same_report(tiny_config, tmp_path):
+    """cv.jobs=2: every fold runs in a spawned process with its share of the threads; the report is the one-by-one
+    report, byte for byte."""
+    reports = {}
+    for jobs in (1, 2):
+        cfg = tiny_config("experiment=embedded_cv", f"cv.jobs={jobs}", f"paths.output_dir={tmp_path / str(jobs)}")
+        instantiate(cfg.cv).run(cfg, fake_training_elsewhere, os.sync)  # any importable function closes a fold
+        reports[jobs] = (tmp_path / str(jobs) / "cv_results.csv").read_text()
+        processes = [(tmp_path / str(jobs) / f"fold_{index}" / "process.txt").read_text().split() for index in range(4)]
+        assert (all(pid == str(os.getpid()) for pid, _ in processes) if jobs == 1
+                else not any(pid == str(os.getpid()) for pid, _ in processes))
+        assert jobs == 1 or all(int(threads) == max(1, torch.get_num_threads() // 2) for _, threads in processes)
+    assert reports[1] == reports[2]
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["cv.folds=9"], "9-fold cross-validation with 2 validation photographs needs at least 9 photographs, got 8"),
     (["data.source.test=[chelsea,lena]"], r"unknown embedded photo\(s\) \['lena'\]"),
@@ -75,6 +98,7 @@ def test_every_fold_runs_into_its_folder_and_the_report_has_the_closed_form_diff
     (["~task.baselines.admm_tv"], r"cv.reference='admm_tv' is not among task.baselines \[\]"),
     (["mode=test"], "use mode=train"),
     (["resume=true"], "drop resume"),
+    (["cv.jobs=0"], "cv.jobs must be at least 1"),
 ])
 def test_bad_input_is_refused_before_any_training(tiny_config, overrides, message):
     cfg = tiny_config("experiment=embedded_cv", *overrides)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
+from dirac.methods.dirac.jitter import OperatorJitter
 from dirac.methods.dirac.loss import LookAheadLoss
 from dirac.methods.dirac.severity import TiltedSeverity
 from dirac.nets.wrappers import ResidualX0
@@ -45,6 +46,7 @@ class DiracModule(Method):
         val_seed: int = 0,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
         severity: TiltedSeverity | None = None,
+        jitter: OperatorJitter | None = None,
     ) -> None:
         super().__init__()
         self.phi_net = ResidualX0(net)
@@ -56,15 +58,26 @@ class DiracModule(Method):
         self.samplers = {"do": sampler_do, "po": sampler_po}
         self.val_seed = int(val_seed)
         self.severity = severity or TiltedSeverity()
+        self.jitter = jitter
+        if jitter is not None:
+            jitter.check(degradation)
 
     def phi(self, y_t: Tensor, t: Tensor) -> Tensor:
         """x0_hat = Phi(y_t, t) = y_t + net(y_t, sigma_t), conditioned on the raw sigma_t (SPEC §1.2)."""
         return self.phi_net(y_t, self.noise.sigma(t))
 
-    def degrade(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """y_t = A_t(x0) + sigma_t z (SPEC §1.1) for severities t of shape (B,) in [0, 1] (unchecked: no host sync)."""
+    def degrade(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None, jittered: bool = False
+                ) -> Tensor:
+        """y_t = A_t(x0) + sigma_t z (SPEC §1.1) for severities t of shape (B,) in [0, 1] (unchecked: no host sync);
+        `jittered`: at the `jitter`'s perturbed operator and noise level, when the module has one."""
         z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        return self.degradation.apply(x0, t) + self.noise.sigma(t).view(-1, 1, 1, 1) * z
+        sigma = self.noise.sigma(t)
+        if not (jittered and self.jitter):
+            return self.degradation.apply(x0, t) + sigma.view(-1, 1, 1, 1) * z
+        operator, noise = self.jitter.factors(x0.shape[0], x0.device, generator)
+        measured = (self.degradation.apply_at(x0, self.jitter.severities(self.degradation, t, operator))
+                    if self.jitter.operator else self.degradation.apply(x0, t))
+        return measured + (sigma * noise).view(-1, 1, 1, 1) * z
 
     def backbone(self) -> nn.Module:
         """The NCSN++ inside Phi."""
@@ -79,16 +92,18 @@ class DiracModule(Method):
             restorers[name] = restorer.with_params(**tuned)
         return restorers
 
-    def look_ahead_loss(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """L(Δt) on a batch at severities t (SPEC §1.2), only the network under autocast."""
+    def look_ahead_loss(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None,
+                        jittered: bool = False) -> Tensor:
+        """L(Δt) on a batch at severities t (SPEC §1.2), only the network under autocast; `jittered` measurements
+        for training (see `degrade`)."""
         with autocast_network_only(x0.device.type) as under_autocast:
-            y_t = self.degrade(x0.float(), t, generator)
+            y_t = self.degrade(x0.float(), t, generator, jittered)
             return self.loss(under_autocast(self.phi)(y_t, t), x0.float(), t, self.degradation, self.noise)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         """One step of L(Δt) at one severity per image: t ~ U[0, 1) (SPEC §1.2) unless `severity` is tilted."""
         x0 = batch["image"]
-        loss = self.look_ahead_loss(x0, self.severity(x0.shape[0], x0.device))
+        loss = self.look_ahead_loss(x0, self.severity(x0.shape[0], x0.device), jittered=True)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 

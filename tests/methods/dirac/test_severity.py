@@ -55,7 +55,8 @@ def test_the_training_step_draws_its_severities_from_the_configured_distribution
     module = DiracModule(net, GaussianBlur(3, 16, reference_size=32), GeometricNoise(), LookAheadLoss(1.0),
                          partial(torch.optim.Adam, lr=1e-3), DiracSampler(), DiracSampler(), severity=severity)
     seen = {}
-    monkeypatch.setattr(module, "look_ahead_loss", lambda x0, t, generator=None: seen.setdefault("t", t).sum())
+    monkeypatch.setattr(module, "look_ahead_loss",
+                        lambda x0, t, generator=None, jittered=False: seen.setdefault("t", t).sum())
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
     module.training_step({"image": torch.rand(6, 3, 16, 16)}, 0)
     assert seen["t"] is severity.drawn and seen["t"].shape == (6,)
