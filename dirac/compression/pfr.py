@@ -206,14 +206,19 @@ def segment_sums(values: Tensor, chunks: int) -> Tensor:
                       values[split:].reshape(chunks - larger, size, columns).sum(1)])
 
 
+def exponential_gaps(generator: torch.Generator, rows: int, count: int) -> Tensor:
+    """`(rows, count)` float32 Exp(1) gaps -log(1 - U), U ~ U[0, 1) from `generator` (1 - U in (0, 1] is exact in
+    float32; log, not log1p, which is 5x slower on CPU). float32 caps a gap at 16.6 = -log 2^-24 (a true Exp(1)
+    exceeds it with probability 6e-8)."""
+    return torch.rand(rows, count, generator=generator).neg_().add_(1).log_().neg_()
+
+
 def step_arrival_log_times(seed: int, step: int, chunks: int, count: int, device: torch.device | str) -> Tensor:
-    """log T of an independent Poisson process per chunk, `(chunks, count)` float32: cumulative sums of Exp(1) gaps
-    -log(1 - U), U from one generator seeded by (seed, step, ARRIVALS) (formats 2 and 3, encoder-private). float32
-    caps a gap at 16.6 = -log 2^-24 (a true Exp(1) exceeds it with probability 6e-8) and sums K <= 2^20 gaps to ~1e-4
-    relative, far below the spread of the scores it is compared with."""
+    """log T of an independent Poisson process per chunk, `(chunks, count)` float32: cumulative sums of
+    `exponential_gaps` from one generator seeded by (seed, step, ARRIVALS) (formats 2 and 3, encoder-private), K <=
+    2^20 gaps summed to ~1e-4 relative, far below the spread of the scores they are compared with."""
     generator = torch.Generator().manual_seed(stable_seed(seed, step, ARRIVALS))
-    gaps = torch.rand(chunks, count, generator=generator).neg_().log1p_().neg_()
-    return gaps.cumsum(1).log_().to(device)
+    return exponential_gaps(generator, chunks, count).cumsum(1).log_().to(device)
 
 
 @dataclass(frozen=True)
@@ -315,6 +320,26 @@ def from_chunk_rows(rows: Tensor, dims: int) -> Tensor:
     return torch.cat([rows[:larger].flatten(), rows[larger:, :size].flatten()])
 
 
+def pool_row_arrivals(seed: int, step: int, row_shifts: Tensor, count: int, device: torch.device | str) -> Tensor:
+    """`(chunks, K)`: entry [c, j] = log T_{c,(j - r_c) mod K}, chunk c's arrival time (`step_arrival_log_times`, the
+    same values) of pool row j. Made a group of chunks at a time: each group's log T written twice side by side, so
+    row c is the window starting at (K - r_c) mod K, copied whole (no index arithmetic per entry)."""
+    chunks = len(row_shifts)
+    generator = torch.Generator().manual_seed(stable_seed(seed, step, ARRIVALS))
+    rolled = torch.empty(chunks, count, dtype=torch.float32, device=device)
+    starts = ((count - row_shifts) % count).to(device)
+    group = max(1, GROUP_FLOATS // count)
+    for first in range(0, chunks, group):
+        part = slice(first, min(first + group, chunks))
+        rows = part.stop - part.start
+        doubled = torch.empty(rows, 2 * count, dtype=torch.float32)
+        torch.cumsum(exponential_gaps(generator, rows, count), 1, out=doubled[:, :count])
+        doubled[:, :count].log_()
+        doubled[:, count:] = doubled[:, :count]
+        rolled[part] = doubled.to(device).unfold(1, count, 1)[torch.arange(rows, device=device), starts[part]]
+    return rolled
+
+
 @in_float32
 def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim: bool) -> StepSelection:
     """Format-3 PFR of all chunks of one step (SPEC §3 RCC by PFR): the step draws one pool of K rows X_j ~ N(0, I_s),
@@ -327,8 +352,8 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
     squared_norms = targets.double().square().sum(1)
     gains = aim_gains(squared_norms.sqrt().cpu().numpy(), count) if aim else np.ones(chunks)
     scaled = targets * torch.as_tensor(gains, dtype=torch.float32, device=device)[:, None]
-    log_times = step_arrival_log_times(seed, step, chunks, count, device)
     row_shifts = pool_shifts(seed, step, chunks, count).to(device)
+    arrivals = pool_row_arrivals(seed, step, row_shifts, count, device)
     width = targets.shape[1]
     size = step_block_size(count, width)
     group = max(1, GROUP_FLOATS // size)
@@ -336,11 +361,9 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
     rows, sample = torch.zeros(chunks, dtype=torch.long, device=device), torch.zeros_like(targets)
     for block in range(count // size):
         candidates = pool_block(seed, step, block, size, width, device)
-        offsets = torch.arange(block * size, (block + 1) * size, device=device)
         for first in range(0, chunks, group):
             part = slice(first, first + group)
-            arrivals = log_times[part].gather(1, (offsets[None, :] - row_shifts[part, None]) % count)
-            scores = arrivals - scaled[part] @ candidates.T
+            scores = torch.addmm(arrivals[part, block * size:(block + 1) * size], scaled[part], candidates.T, alpha=-1)
             score, column = scores.min(1)
             better = score < best[part]
             best[part] = torch.where(better, score, best[part])
