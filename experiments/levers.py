@@ -54,6 +54,8 @@ LEVERS = {
     "multiscale_dihedral": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16", DIHEDRAL],
     "colour": ["data.augment={_target_:dirac.data.Colour}"],  # channel order, contrast 0.6-1, offset (issue 30)
     "jitter": ["+jitter=operator"],  # blur width x (1 ± 10 %), noise std x (1 ± 20 %) per training image (issue 30)
+    # more data for the prior: the 7 grey scikit-image photographs added to every fold's training (issue 30)
+    "more_data": ["data.source.extra_train=[brick,camera,clock,coins,grass,gravel,moon]"],
     "severity_tilted": ["severity=tilted"],  # training t with density 2t
     "severity_tilted_3": ["severity=tilted", "severity.power=3"],  # density 4t^3
     "loss_psnr": ["loss=clean_psnr"],  # minus the per-image PSNR of Phi instead of the weighted squared error

@@ -14,7 +14,9 @@ and `train_stride` lets patches overlap (more distinct patches of the same few p
 uses neither); val and test stay at `downscale`, non-overlapping.
 With `fold` (a `KFold`), the splits are instead fold `fold.index` of a k-fold split of the scenes of every photo
 named in train, val and test (the stereo pair is one scene, the photos in one fixed order whatever the configured
-splits), for cross-validation (`dirac.cross_validation`).
+splits), for cross-validation (`dirac.cross_validation`). `extra_train` photographs join the training split of every
+fold (and of the plain split) and are never validated or tested on: more data for the prior, e.g. the grey photographs
+(brick, camera, clock, coins, grass, gravel, moon: scikit-image's, as three equal channels).
 `PhotoCrops` is another view of the same photographs: crops at native resolution, e.g. for the compression task.
 """
 
@@ -46,6 +48,9 @@ PHOTOS = {
     "motorcycle_left": lambda: skdata.stereo_motorcycle()[0],
     "motorcycle_right": lambda: skdata.stereo_motorcycle()[1],
 }
+GREY_PHOTOS = ("brick", "camera", "clock", "coins", "grass", "gravel", "moon")  # grey photographs, as 3 equal channels
+PHOTOS.update({name: (lambda load: lambda: np.repeat(load()[..., None], 3, axis=2))(getattr(skdata, name))
+               for name in GREY_PHOTOS})
 SCENES = {"motorcycle_left": "motorcycle", "motorcycle_right": "motorcycle"}  # photos of one scene share a group
 PATCH_NAME = re.compile(r"^(?P<photo>.+?)(?:_x[0-9.]+)?_r\d+_c\d+$")
 DEFAULT_SPLITS = {
@@ -56,7 +61,7 @@ DEFAULT_SPLITS = {
 }
 
 # The order of a fold's photos (and so of its patches): the default splits' order, whatever the configured splits say.
-FOLD_ORDER = tuple(name for names in DEFAULT_SPLITS.values() for name in names)
+FOLD_ORDER = (*(name for names in DEFAULT_SPLITS.values() for name in names), *GREY_PHOTOS)
 
 
 def scene(name: str) -> str:
@@ -103,6 +108,7 @@ class EmbeddedSource(ImageSource):
         train_scales: Sequence[float] | None = None,
         train_stride: int | None = None,
         fold: KFold | None = None,
+        extra_train: Sequence[str] = (),
     ) -> None:
         if root is not None:
             raise ValueError(f"the embedded dataset ships with scikit-image and takes no root; got root={root!r} (use "
@@ -117,18 +123,19 @@ class EmbeddedSource(ImageSource):
         self.train_scales, self.train_stride = scales, train_stride
         self.min_std = float(min_std)
         self.photos = {"train": tuple(train), "val": tuple(val), "test": tuple(test)}
-        self._check_photos()
+        self._check_photos(tuple(extra_train))
         if fold is not None:
             self.photos = self._fold_photos(fold)
+        self.photos["train"] += tuple(extra_train)
         self._datasets: dict[str, TensorImageDataset] = {}
 
-    def _check_photos(self) -> None:
-        named = [name for names in self.photos.values() for name in names]
+    def _check_photos(self, extra_train: tuple[str, ...]) -> None:
+        named = [name for names in self.photos.values() for name in names] + list(extra_train)
         unknown = sorted(set(named) - set(PHOTOS))
         if unknown:
             raise ValueError(f"unknown embedded photo(s) {unknown}; available: {', '.join(PHOTOS)}")
         if len(named) != len(set(named)):
-            raise ValueError(f"a photo may belong to one split only, got {self.photos}")
+            raise ValueError(f"a photo may belong to one split only, got {self.photos} and extra_train {extra_train}")
 
     def _fold_photos(self, fold: KFold) -> dict[str, tuple[str, ...]]:
         """The photos of each split of `fold`, dealt by scene over every photo named in the configured splits and

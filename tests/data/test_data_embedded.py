@@ -73,3 +73,24 @@ def test_train_scales_and_stride_enlarge_only_the_train_split(source):
         EmbeddedSource(image_size=32, train_stride=40)
     with pytest.raises(ValueError, match="train_scales"):
         EmbeddedSource(image_size=32, train_scales=[0.5])
+
+
+def test_extra_training_photographs_join_training_in_every_fold_and_are_never_judged():
+    from dirac.data.source import KFold
+
+    grey = ("brick", "moon")
+    plain = EmbeddedSource(image_size=32, extra_train=grey)
+    names = {photo_of(item["name"]) for item in plain.dataset("train")}
+    assert set(grey) <= names and {"astronaut", "retina"} <= names
+    brick = next(item["image"] for item in plain.dataset("train") if item["name"].startswith("brick_"))
+    assert brick.shape == (3, 32, 32) and torch.equal(brick[0], brick[1]) and torch.equal(brick[1], brick[2])
+    for index in range(4):
+        fold, without = (EmbeddedSource(image_size=32, fold=KFold(4, index, 0, 2), extra_train=extra)
+                         for extra in (grey, ()))
+        assert fold.split_groups()["test"] == without.split_groups()["test"]  # the deal of the 8 scenes is unchanged
+        assert fold.split_groups()["val"] == without.split_groups()["val"]
+        assert set(fold.photos["train"]) == set(without.photos["train"]) | set(grey)
+    with pytest.raises(ValueError, match="unknown embedded photo"):
+        EmbeddedSource(extra_train=("lena",))
+    with pytest.raises(ValueError, match="one split only"):
+        EmbeddedSource(extra_train=("rocket",))
