@@ -278,7 +278,7 @@ def step_candidates(seed: int, step: int, indices: list[int], count: int, dims: 
 # -- format 3: one pool of candidate rows per step, shared by its chunks -------------------------------------------
 POOL = -4  # the chunk-level tag of a format-3 step's blocks of pool rows
 SHIFTS = -5  # the chunk-level tag of a format-3 step's per-chunk row shifts
-GROUP_FLOATS = 2**20  # scores of one format-3 group of chunks x one block of rows held at once (4 MiB)
+GROUP_FLOATS = 2**18  # scores and arrivals of one format-3 group of chunks held at once: 1 MiB, cache-sized
 
 
 def pool_width(dims: int, chunks: int) -> int:
