@@ -77,17 +77,17 @@ class CrossValidation:
                  reference: str = "admm_tv", jobs: int = 1) -> None:
         self.folds, self.seed, self.validation_groups = int(folds), int(seed), int(validation_groups)
         self.comparison = Comparison(candidate, reference)
-        if int(jobs) < 1:
-            raise ValueError(f"cv.jobs must be at least 1 (folds trained at once), got {jobs}")
-        self.jobs = min(int(jobs), self.folds)
+        self.jobs = int(jobs)
 
     def splits(self) -> list[KFold]:
         """Every fold's split (bad fold settings raise here, not while Hydra builds this object)."""
         return [KFold(self.folds, index, self.seed, self.validation_groups) for index in range(self.folds)]
 
     def check(self, cfg: DictConfig) -> None:
-        """Refuse a run that cannot produce the report: training from scratch only, the reference among the
-        baselines."""
+        """Refuse a run that cannot produce the report: at least one job, training from scratch only, the reference
+        among the baselines."""
+        if self.jobs < 1:
+            raise ValueError(f"cv.jobs must be at least 1 (folds trained at once), got {self.jobs}")
         if cfg.mode != "train":
             raise ValueError(f"cross-validation trains one model per fold: use mode=train, got mode={cfg.mode}")
         if cfg.get("resume") or cfg.get("ckpt_path"):
@@ -124,11 +124,12 @@ class CrossValidation:
         (`train` and `finish` must then be importable functions)."""
         if self.jobs == 1:
             return [run_fold(train, finish, config) for config in configs]
-        threads = max(1, torch.get_num_threads() // self.jobs)
+        workers = min(self.jobs, len(configs))
+        threads = max(1, torch.get_num_threads() // workers)
         for config in configs:
             Path(config.paths.output_dir).mkdir(parents=True, exist_ok=True)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = [pool.submit(run_fold, train, finish, config, threads) for config in configs]
             try:
                 return [future.result() for future in futures]
