@@ -50,6 +50,8 @@ def run_fold(train: Callable[[DictConfig], dict], finish: Callable[[], None], co
         handler = logging.FileHandler(Path(config.paths.output_dir) / "run.log")
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
         logging.basicConfig(level=logging.INFO, handlers=[handler, logging.StreamHandler()], force=True)
+        for name in ("lightning.pytorch", "lightning.fabric"):  # Lightning's own loggers do not propagate
+            logging.getLogger(name).addHandler(handler)
     try:
         return train(config)
     finally:
