@@ -3,7 +3,7 @@ budget and seeds, and tabulate the validation DO PSNR, the validation perception
 (issue 21, item 3).
 
     python experiments/levers.py                       # every lever at 400 steps
-    python experiments/levers.py --steps 700 --only base,constant_lr,dihedral
+    python experiments/levers.py --steps 700 --only base,constant_lr,no_augment
     python experiments/levers.py --threads 1 --jobs 2  # two runs side by side, one core each
     python experiments/levers.py --collect             # only tabulate the lever runs already under --out
     # another experiment, with Hydra overrides for every run after --:
@@ -34,7 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["logger=csv", "trainer.enable_progress_bar=false", "sampler.po.auto_stop=true",
           "task.preview_images=64", "task.save_images=0"]
-DIHEDRAL = "data.augment={_target_:dirac.data.Dihedral}"
+# flips/rotations then channel order, contrast 0.6-1 and offset (dirac.data.Colour), one generator each
+DIHEDRAL_COLOUR = ("{_target_:dirac.data.Chain,augments:[{_target_:dirac.data.Dihedral},"
+                   "{_target_:dirac.data.Colour,seed:1}]}")
 LEVERS = {
     "base": [],  # the experiment as committed: since issue 30 the quickstart trains on loss_psnr_floor_tilted_3
     # the quickstart's loss before issue 30 (the paper's: squared error at Δt = 1, training t uniform)
@@ -49,10 +51,12 @@ LEVERS = {
     "batch_64": ["data.batch_size=64"],
     "loss_dt_0.05": ["loss=small"],
     "loss_dt_0": ["loss=current"],
-    "dihedral": [DIHEDRAL],
-    "multiscale": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16"],
-    "multiscale_dihedral": ["data.source.train_scales=[1.5,2,3]", "data.source.train_stride=16", DIHEDRAL],
-    "colour": ["data.augment={_target_:dirac.data.Colour}"],  # channel order, contrast 0.6-1, offset (issue 30)
+    # the training patches, from the quickstart's (3 scales every 16 px, flipped and rotated; issue 30)
+    "single_scale": ["data.source.train_scales=null", "data.source.train_stride=null"],
+    "no_augment": ["data.augment=null"],
+    "single_scale_no_augment": ["data.source.train_scales=null", "data.source.train_stride=null", "data.augment=null"],
+    "colour_only": ["data.augment={_target_:dirac.data.Colour}"],  # channel order, contrast, offset; no flips
+    "dihedral_colour": ["~data.augment", f"+data.augment={DIHEDRAL_COLOUR}"],
     "jitter": ["+jitter=operator"],  # blur width x (1 ± 10 %), noise std x (1 ± 20 %) per training image (issue 30)
     # more data for the prior: the 7 grey scikit-image photographs added to every fold's training (issue 30)
     "more_data": ["data.source.extra_train=[brick,camera,clock,coins,grass,gravel,moon]"],
