@@ -10,7 +10,7 @@ budget and seeds, and tabulate the validation DO PSNR, the validation perception
     python experiments/levers.py --experiment embedded_inpaint --steps 1500 --only base,severity_tilted
         -- '~task.baselines.pnp_admm' callbacks.budget.minutes=null callbacks.performance.channels_last=false
     # cross-validated (issue 30): every lever a full k-fold run, tabulated from its cv_results.csv
-    python experiments/levers.py --experiment embedded_cv --threads 1 --only base,net_narrow
+    python experiments/levers.py --experiment embedded_cv --only base,net_narrow  # 2 folds at a time (cv.jobs)
 
 Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
 outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
