@@ -10,13 +10,14 @@
 # Expected time (an estimate, never run: no GPU was lent): the tiny net's step is launch-bound on a GPU, about
 # 2-5 min of training per fold plus 1-3 min of calibration and evaluation, so 15-40 min for the 4 folds; on 2 CPU
 # cores the same command is about 4 x 60 min. Float32 as on the CPU, so the numbers compare with the README's.
-# Extra Hydra overrides pass through: `bash experiments/gpu_cv.sh trainer.max_steps=16000`.
+# Two folds at a time share the GPU (cv.jobs=2, spawned processes: the tiny net leaves it mostly idle). Extra Hydra
+# overrides pass through: `bash experiments/gpu_cv.sh trainer.max_steps=16000`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-outputs/gpu_cv/embedded_deblur}
 nvidia-smi --query-gpu=name,memory.total --format=csv || true
-"$PY" -m dirac.run experiment=embedded_deblur cv=kfold '~task.baselines.pnp_admm' \
+"$PY" -m dirac.run experiment=embedded_deblur cv=kfold cv.jobs=2 '~task.baselines.pnp_admm' \
     trainer.accelerator=gpu trainer.devices=1 data.pin_memory=true logger=csv trainer.enable_progress_bar=false \
     name=gpu_cv_embedded_deblur hydra.run.dir="$OUT" "$@"
 echo "wall time of the 4 folds: ${SECONDS} s"
