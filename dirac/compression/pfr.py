@@ -206,19 +206,32 @@ def segment_sums(values: Tensor, chunks: int) -> Tensor:
                       values[split:].reshape(chunks - larger, size, columns).sum(1)])
 
 
-def exponential_gaps(generator: torch.Generator, rows: int, count: int) -> Tensor:
-    """`(rows, count)` float32 Exp(1) gaps -log(1 - U), U ~ U[0, 1) from `generator` (1 - U in (0, 1] is exact in
-    float32; log, not log1p, which is 5x slower on CPU). float32 caps a gap at 16.6 = -log 2^-24 (a true Exp(1)
-    exceeds it with probability 6e-8)."""
-    return torch.rand(rows, count, generator=generator).neg_().add_(1).log_().neg_()
+def exponential_gaps(uniforms: Tensor) -> Tensor:
+    """Exp(1) gaps -log(1 - U) of float32 uniforms U in [0, 1) (multiples of 2^-24, so 1 - U in (0, 1] is exact;
+    log, not log1p, which is 5x slower on CPU), computed in place. float32 caps a gap at 16.6 = -log 2^-24 (a true
+    Exp(1) exceeds it with probability 6e-8)."""
+    return uniforms.neg_().add_(1).log_().neg_()
 
 
 def step_arrival_log_times(seed: int, step: int, chunks: int, count: int, device: torch.device | str) -> Tensor:
-    """log T of an independent Poisson process per chunk, `(chunks, count)` float32: cumulative sums of
-    `exponential_gaps` from one generator seeded by (seed, step, ARRIVALS) (formats 2 and 3, encoder-private), K <=
-    2^20 gaps summed to ~1e-4 relative, far below the spread of the scores they are compared with."""
+    """Format 2's log T of an independent Poisson process per chunk, `(chunks, count)` float32: cumulative sums of
+    `exponential_gaps` of torch uniforms seeded by (seed, step, ARRIVALS) (encoder-private), K <= 2^20 gaps summed to
+    ~1e-4 relative, far below the spread of the scores they are compared with."""
     generator = torch.Generator().manual_seed(stable_seed(seed, step, ARRIVALS))
-    return exponential_gaps(generator, chunks, count).cumsum(1).log_().to(device)
+    return exponential_gaps(torch.rand(chunks, count, generator=generator)).cumsum(1).log_().to(device)
+
+
+def pool_arrival_generator(seed: int, step: int) -> np.random.Generator:
+    """Format 3's encoder-private generator of a step's arrival times, seeded by (seed, step, ARRIVALS): numpy's
+    PCG64, which draws float32 uniforms about twice as fast as torch's CPU generator."""
+    return np.random.Generator(np.random.PCG64(stable_seed(seed, step, ARRIVALS)))
+
+
+def pool_arrival_log_times(seed: int, step: int, chunks: int, count: int) -> Tensor:
+    """Format 3's log T_{c,n}, `(chunks, count)` float32 in index order: as `step_arrival_log_times`, the uniforms
+    from `pool_arrival_generator` (the definition `pool_row_arrivals` lays out by pool row)."""
+    uniforms = pool_arrival_generator(seed, step).random((chunks, count), dtype=np.float32)
+    return exponential_gaps(torch.from_numpy(uniforms)).cumsum(1).log_()
 
 
 @dataclass(frozen=True)
@@ -321,11 +334,11 @@ def from_chunk_rows(rows: Tensor, dims: int) -> Tensor:
 
 
 def pool_row_arrivals(seed: int, step: int, row_shifts: Tensor, count: int, device: torch.device | str) -> Tensor:
-    """`(chunks, K)`: entry [c, j] = log T_{c,(j - r_c) mod K}, chunk c's arrival time (`step_arrival_log_times`, the
+    """`(chunks, K)`: entry [c, j] = log T_{c,(j - r_c) mod K}, chunk c's arrival time (`pool_arrival_log_times`, the
     same values) of pool row j. Made a group of chunks at a time: each group's log T written twice side by side, so
     row c is the window starting at (K - r_c) mod K, copied whole (no index arithmetic per entry)."""
     chunks = len(row_shifts)
-    generator = torch.Generator().manual_seed(stable_seed(seed, step, ARRIVALS))
+    generator = pool_arrival_generator(seed, step)
     rolled = torch.empty(chunks, count, dtype=torch.float32, device=device)
     starts = ((count - row_shifts) % count).to(device)
     group = max(1, GROUP_FLOATS // count)
@@ -333,7 +346,8 @@ def pool_row_arrivals(seed: int, step: int, row_shifts: Tensor, count: int, devi
         part = slice(first, min(first + group, chunks))
         rows = part.stop - part.start
         doubled = torch.empty(rows, 2 * count, dtype=torch.float32)
-        torch.cumsum(exponential_gaps(generator, rows, count), 1, out=doubled[:, :count])
+        uniforms = torch.from_numpy(generator.random((rows, count), dtype=np.float32))
+        torch.cumsum(exponential_gaps(uniforms), 1, out=doubled[:, :count])
         doubled[:, :count].log_()
         doubled[:, count:] = doubled[:, :count]
         rolled[part] = doubled.to(device).unfold(1, count, 1)[torch.arange(rows, device=device), starts[part]]

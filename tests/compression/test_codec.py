@@ -99,7 +99,8 @@ def test_gaussian_rate_against_sum_kl_and_mutual_information():
     dims, s = x0.numel(), encoding.sigma
     kl, information = sum(encoding.kl_bits), 0.5 * dims * math.log2(1 + V / s**2)
     payload_bits = encoding.bits - 8 * header_bytes(encoding.data)
-    assert payload_bits <= 1.08 * kl and encoding.bits <= 1.12 * kl, (encoding.bits / kl, payload_bits / kl)
+    # payload / sum KL over 10 codec seeds: mean 1.07, sd 0.015, max 1.09 (one draw of the encoder's arrivals): 4 sd
+    assert payload_bits <= 1.13 * kl and encoding.bits <= 1.17 * kl, (encoding.bits / kl, payload_bits / kl)
     assert information < kl < 1.45 * information
     assert 0.8 < np.mean(encoding.shifts) < 0.92
     mse = float((codec.reconstruct(encoding.x_s, s, mmse=True) - x0).pow(2).mean())

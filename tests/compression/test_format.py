@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dirac.compression import Chunking, Codec, Ladder, header_bytes, pack_file, read_header
-from dirac.compression.pfr import (as_chunk_rows, block_span, chunk_of_dims, from_chunk_rows, pool_block, pool_shifts,
-                                   pool_width, pooled_candidates, pooled_select, segment_sums, step_arrival_log_times,
-                                   step_block, step_block_size, step_candidates, step_select)
+from dirac.compression.pfr import (as_chunk_rows, block_span, chunk_of_dims, from_chunk_rows, pool_arrival_log_times,
+                                   pool_block, pool_shifts, pool_width, pooled_candidates, pooled_select, segment_sums,
+                                   step_arrival_log_times, step_block, step_block_size, step_candidates, step_select)
 from tests.compression.conftest import gaussian_source
 
 # sha256 (first 16 hex digits) of the format-1 files commit 5aba2cf's encoder wrote with these settings (3x8x8
@@ -83,7 +83,7 @@ def test_format_3_scores_every_chunk_as_pfr_defines_it():
     pool = torch.cat([pool_block(3, 5, block, rows, width) for block in range(count // rows)])
     candidates = (torch.arange(count)[None, :] + pool_shifts(3, 5, chunks, count)[:, None]) % count  # (chunks, K)
     projections = (pool[candidates] * as_chunk_rows(mu, chunks)[:, None]).sum(2)
-    scores = step_arrival_log_times(3, 5, chunks, count, "cpu") - projections
+    scores = pool_arrival_log_times(3, 5, chunks, count) - projections
     assert selection.indices == scores.argmin(1).tolist()
     chosen = pool[candidates[torch.arange(chunks), scores.argmin(1)]]
     assert torch.equal(selection.sample, from_chunk_rows(chosen, dims))
