@@ -28,11 +28,11 @@ OPTIMISERS = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SG
 # The method classes a checkpoint's `model` part may be, by family.
 METHODS = {"dirac.methods.denoiser.DenoiserModule": "denoiser", "dirac.methods.dirac.DiracModule": "dirac",
            "dirac.methods.rgm.RGMModule": "rgm"}
-# The classes a checkpoint may build: methods, their losses and training severities, networks, degradations and
-# their schedules, noise schedules, the Dirac sampler's settings, chains and priors. Each constructor takes values,
-# never a path.
+# The classes a checkpoint may build: methods, their losses, training severities and operator jitter, networks,
+# degradations and their schedules, noise schedules, the Dirac sampler's settings, chains and priors. Each constructor
+# takes values, never a path.
 BUILDABLE = OPTIMISERS | frozenset(METHODS) | frozenset({
-    "dirac.methods.dirac.LookAheadLoss", "dirac.methods.dirac.TiltedSeverity",
+    "dirac.methods.dirac.LookAheadLoss", "dirac.methods.dirac.TiltedSeverity", "dirac.methods.dirac.OperatorJitter",
     "dirac.nets.NCSNpp", "dirac.nets.NCSNppGenerator", "dirac.nets.TimeDiscriminator", "dirac.nets.ToyDiscriminator",
     "dirac.nets.ToyGenerator",
     "dirac.degradations.BlockSuperResolution", "dirac.degradations.BoxInpainting", "dirac.degradations.Colorization",
@@ -46,6 +46,7 @@ BUILDABLE = OPTIMISERS | frozenset(METHODS) | frozenset({
 # Named in a stored config's `data` part (how the run was fed) but never built from a checkpoint: they read files.
 RECORDED = frozenset({
     "dirac.data.ImageDataModule", "dirac.data.SplitDataModule", "dirac.data.ToyDataModule", "dirac.data.Dihedral",
+    "dirac.data.Colour", "dirac.data.Chain",
     "dirac.data.EmbeddedSource", "dirac.data.Cifar10Source", "dirac.data.CelebAHQSource", "dirac.data.FFHQSource",
     "dirac.data.ImageNetSource", "dirac.data.FolderSource", "dirac.data.mixed.TrainTestSource",
 })
