@@ -55,7 +55,7 @@ LEVERS = {
     "single_scale": ["data.source.train_scales=null", "data.source.train_stride=null"],
     "no_augment": ["data.augment=null"],
     "single_scale_no_augment": ["data.source.train_scales=null", "data.source.train_stride=null", "data.augment=null"],
-    "colour_only": ["data.augment={_target_:dirac.data.Colour}"],  # channel order, contrast, offset; no flips
+    "colour_only": ["~data.augment", "+data.augment={_target_:dirac.data.Colour}"],  # recoloured, no flips
     "dihedral_colour": ["~data.augment", f"+data.augment={DIHEDRAL_COLOUR}"],
     "jitter": ["+jitter=operator"],  # blur width x (1 ± 10 %), noise std x (1 ± 20 %) per training image (issue 30)
     # more data for the prior: the 7 grey scikit-image photographs added to every fold's training (issue 30)
