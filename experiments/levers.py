@@ -37,6 +37,7 @@ COMMON = ["logger=csv", "trainer.enable_progress_bar=false", "sampler.po.auto_st
 # flips/rotations then channel order, contrast 0.6-1 and offset (dirac.data.Colour), one generator each
 DIHEDRAL_COLOUR = ("{_target_:dirac.data.Chain,augments:[{_target_:dirac.data.Dihedral},"
                    "{_target_:dirac.data.Colour,seed:1}]}")
+EMA = "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging"
 LEVERS = {
     "base": [],  # the experiment as committed: since issue 30 the quickstart trains on loss_psnr_floor_tilted_3
     # the quickstart's loss before issue 30 (the paper's: squared error at Δt = 1, training t uniform)
@@ -44,7 +45,9 @@ LEVERS = {
     # the previous quickstart: a constant learning rate of 1e-3 (measured as the base of the first levers table)
     "constant_lr": ["~model.scheduler", "model.optimizer.lr=1e-3"],
     "cosine": ["lr_schedule@model.scheduler=cosine"],
-    "ema": ["+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.99"],
+    "ema": [EMA, "+callbacks.ema.decay=0.99"],
+    "ema_0.995": [EMA, "+callbacks.ema.decay=0.995"],  # weights averaged over ~200 steps: for the long budget
+    "weight_decay": ["model.optimizer._target_=torch.optim.AdamW", "+model.optimizer.weight_decay=0.01"],  # decoupled
     "net_narrow": ["net.model_channels=24"],
     "net_wide": ["net.model_channels=48"],
     "batch_16": ["data.batch_size=16"],
