@@ -4,7 +4,8 @@ chunk's candidates from its own generator (`pfr_select`); format 2 draws one can
 candidate n being column n's entries in c's positions of the step's partition order, so every chunk of a step is
 scored by one generation and one product per block of candidates (`step_select`); format 3 draws one pool of K rows
 per step, shared by its chunks, chunk c's candidate n the head of row (n + r_c) mod K (`pooled_select`), so a step
-draws K x ceil(dims / chunks) normals instead of K x dims. With K candidates the choice is
+draws K x ceil(dims / chunks) normals instead of K x dims; its encoder-private arrivals come a block's sum at a time,
+the inside only of blocks that may hold the winner (`pruned_pfr_argmin`). With K candidates the choice is
 biased toward the prior (realised shift f < 1, rcc.md §7); `selected_projection` computes that bias and `aim_gain`
 the target scaling that removes it (the aimed PFR: the realised shift is 1 in expectation)."""
 
@@ -221,19 +222,6 @@ def step_arrival_log_times(seed: int, step: int, chunks: int, count: int, device
     return exponential_gaps(torch.rand(chunks, count, generator=generator)).cumsum(1).log_().to(device)
 
 
-def pool_arrival_generator(seed: int, step: int) -> np.random.Generator:
-    """Format 3's encoder-private generator of a step's arrival times, seeded by (seed, step, ARRIVALS): numpy's
-    PCG64, which draws float32 uniforms about twice as fast as torch's CPU generator."""
-    return np.random.Generator(np.random.PCG64(stable_seed(seed, step, ARRIVALS)))
-
-
-def pool_arrival_log_times(seed: int, step: int, chunks: int, count: int) -> Tensor:
-    """Format 3's log T_{c,n}, `(chunks, count)` float32 in index order: as `step_arrival_log_times`, the uniforms
-    from `pool_arrival_generator` (the definition `pool_row_arrivals` lays out by pool row)."""
-    uniforms = pool_arrival_generator(seed, step).random((chunks, count), dtype=np.float32)
-    return exponential_gaps(torch.from_numpy(uniforms)).cumsum(1).log_()
-
-
 @dataclass(frozen=True)
 class StepSelection:
     """The PFR choices of every chunk of one step: the indices N_c, the chosen candidates `(dims,)` in partition order
@@ -291,7 +279,9 @@ def step_candidates(seed: int, step: int, indices: list[int], count: int, dims: 
 # -- format 3: one pool of candidate rows per step, shared by its chunks -------------------------------------------
 POOL = -4  # the chunk-level tag of a format-3 step's blocks of pool rows
 SHIFTS = -5  # the chunk-level tag of a format-3 step's per-chunk row shifts
-GROUP_FLOATS = 2**18  # scores and arrivals of one format-3 group of chunks held at once: 1 MiB, cache-sized
+ARRIVAL_BLOCK = 64  # B: format 3 draws each chunk's arrivals B at a time, a block's sum first, its inside if needed
+POOL_KEPT_FLOATS = 2**24  # a format-3 pool up to 64 MiB is kept for the chosen rows, a larger one drawn again
+PRUNE_SLACK = 1e-3  # the margin of a block's bound over float32 rounding of the scores (~1e-6 of values below 30)
 
 
 def pool_width(dims: int, chunks: int) -> int:
@@ -333,25 +323,56 @@ def from_chunk_rows(rows: Tensor, dims: int) -> Tensor:
     return torch.cat([rows[:larger].flatten(), rows[larger:, :size].flatten()])
 
 
-def pool_row_arrivals(seed: int, step: int, row_shifts: Tensor, count: int, device: torch.device | str) -> Tensor:
-    """`(chunks, K)`: entry [c, j] = log T_{c,(j - r_c) mod K}, chunk c's arrival time (`pool_arrival_log_times`, the
-    same values) of pool row j. Made a group of chunks at a time: each group's log T written twice side by side, so
-    row c is the window starting at (K - r_c) mod K, copied whole (no index arithmetic per entry)."""
-    chunks = len(row_shifts)
-    generator = pool_arrival_generator(seed, step)
-    rolled = torch.empty(chunks, count, dtype=torch.float32, device=device)
-    starts = ((count - row_shifts) % count).to(device)
-    group = max(1, GROUP_FLOATS // count)
-    for first in range(0, chunks, group):
-        part = slice(first, min(first + group, chunks))
-        rows = part.stop - part.start
-        doubled = torch.empty(rows, 2 * count, dtype=torch.float32)
-        uniforms = torch.from_numpy(generator.random((rows, count), dtype=np.float32))
-        torch.cumsum(exponential_gaps(uniforms), 1, out=doubled[:, :count])
-        doubled[:, :count].log_()
-        doubled[:, count:] = doubled[:, :count]
-        rolled[part] = doubled.to(device).unfold(1, count, 1)[torch.arange(rows, device=device), starts[part]]
-    return rolled
+def arrival_blocks(generator: np.random.Generator, chunks: int, blocks: int, size: int) -> tuple[Tensor, Tensor]:
+    """(starts, sums), `(chunks, blocks)` float32: the sum S_{c,b} ~ Gamma(B) of the B = `size` Exp(1) gaps of block b
+    of chunk c's Poisson process, and its start, the arrival T_{c, bB - 1} before it (0 for b = 0; format 3,
+    encoder-private, drawn first from the step's generator)."""
+    sums = torch.from_numpy(generator.standard_gamma(float(size), size=(chunks, blocks), dtype=np.float32))
+    ends = sums.cumsum(1)
+    return torch.cat([ends.new_zeros(chunks, 1), ends[:, :-1]], 1), sums
+
+
+def block_times(starts: Tensor, sums: Tensor, gaps: Tensor) -> Tensor:
+    """`(rows, B)` arrival times of blocks: start + S x (E_1 + ... + E_k) / (E_1 + ... + E_B) for B Exp(1) gaps E
+    (the B gaps given their sum S are S times Dirichlet(1, ..., 1) proportions), the last exactly start + S."""
+    partial = gaps.cumsum(1)
+    return starts[:, None] + sums[:, None] * (partial / partial[:, -1:])
+
+
+def open_blocks(rows: Tensor, row_shifts: Tensor, starts: Tensor, sums: Tensor) -> Tensor:
+    """`(chunks, K / B)` bool: the index blocks that may hold a chunk's PFR winner. `rows` `(chunks, K)` are the
+    projections a in pool-row order (index n of chunk c at row (n + r_c) mod K). Each block of B rows has its best
+    candidate in a known index block b, whose end bounds that candidate's arrival, so min over row blocks of log end_b
+    - max a is a score some candidate reaches; index block b spans the row blocks q + b and q + b + 1 (q = r_c // B),
+    and is open when log start_b - their max a, a bound on its scores, is within PRUNE_SLACK of that score."""
+    chunks, count = rows.shape
+    blocks = starts.shape[1]
+    size = count // blocks
+    best, where = rows.view(chunks, blocks, size).max(2)
+    home = ((torch.arange(0, count, size, device=rows.device) + where - row_shifts[:, None]) % count) // size
+    reached = ((starts + sums).gather(1, home).log() - best).amin(1, keepdim=True)
+    first = (row_shifts[:, None] // size + torch.arange(blocks, device=rows.device)) % blocks
+    spanned = torch.maximum(best.gather(1, first), best.gather(1, (first + 1) % blocks))
+    return starts.log() - spanned <= reached + PRUNE_SLACK
+
+
+def pruned_pfr_argmin(rows: Tensor, row_shifts: Tensor, generator: np.random.Generator) -> Tensor:
+    """N_c = argmin_n log T_{c,n} - a_{c,n} over the K candidates of every chunk (`rows`: the projections a in pool-row
+    order, as `open_blocks`), with each chunk's own Poisson arrivals T drawn block by block (SPEC §3 RCC by PFR,
+    format 3): every block's sum first (`arrival_blocks`), then the gaps inside only the `open_blocks` (the same law
+    as drawing every gap: the proportions are independent of the sum), so most of the K arrivals are never drawn and
+    the projections are read in index order only there. `(chunks,)` long."""
+    chunks, count = rows.shape
+    size = min(ARRIVAL_BLOCK, count)
+    starts, sums = (part.to(rows.device) for part in arrival_blocks(generator, chunks, count // size, size))
+    chunk, block = open_blocks(rows, row_shifts, starts, sums).nonzero(as_tuple=True)
+    uniforms = torch.from_numpy(generator.random((len(chunk), size), dtype=np.float32)).to(rows.device)
+    times = block_times(starts[chunk, block], sums[chunk, block], exponential_gaps(uniforms))
+    positions = (row_shifts[chunk, None] + block[:, None] * size + torch.arange(size, device=rows.device)) % count
+    scores, offsets = (times.log_() - rows[chunk[:, None], positions]).min(1)
+    best = scores.new_full((chunks,), math.inf).scatter_reduce(0, chunk, scores, "amin")
+    winners = torch.where(scores == best[chunk], block * size + offsets, count)
+    return winners.new_full((chunks,), count).scatter_reduce(0, chunk, winners, "amin")
 
 
 @in_float32
@@ -359,7 +380,8 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
     """Format-3 PFR of all chunks of one step (SPEC §3 RCC by PFR): the step draws one pool of K rows X_j ~ N(0, I_s),
     s = ceil(dims / chunks), and chunk c's candidate n is the head of row (n + r_c) mod K, so each chunk runs truncated
     PFR over K i.i.d. candidates with its own arrivals, N_c = argmin_n log T_{c,n} - X . h_c mu_c (h_c = `aim_gain`
-    when `aim`), at K x s normals per step instead of format 2's K x dims. `mu` `(dims,)` in partition order."""
+    when `aim`; `pruned_pfr_argmin`), at K x s normals per step instead of format 2's K x dims. `mu` `(dims,)` in
+    partition order."""
     mu = mu.detach().to(torch.float32).flatten()
     dims, device = mu.numel(), mu.device
     targets = as_chunk_rows(mu, chunks)
@@ -367,26 +389,35 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
     gains = aim_gains(squared_norms.sqrt().cpu().numpy(), count) if aim else np.ones(chunks)
     scaled = targets * torch.as_tensor(gains, dtype=torch.float32, device=device)[:, None]
     row_shifts = pool_shifts(seed, step, chunks, count).to(device)
-    arrivals = pool_row_arrivals(seed, step, row_shifts, count, device)
     width = targets.shape[1]
     size = step_block_size(count, width)
-    group = max(1, GROUP_FLOATS // size)
-    best = torch.full((chunks,), math.inf, device=device)
-    rows, sample = torch.zeros(chunks, dtype=torch.long, device=device), torch.zeros_like(targets)
+    keep = count * width <= POOL_KEPT_FLOATS  # else the chosen rows' blocks are drawn again
+    projections, kept = torch.empty(chunks, count, device=device), []
     for block in range(count // size):
-        candidates = pool_block(seed, step, block, size, width, device)
-        for first in range(0, chunks, group):
-            part = slice(first, first + group)
-            scores = torch.addmm(arrivals[part, block * size:(block + 1) * size], scaled[part], candidates.T, alpha=-1)
-            score, column = scores.min(1)
-            better = score < best[part]
-            best[part] = torch.where(better, score, best[part])
-            rows[part] = torch.where(better, column + block * size, rows[part])
-            sample[part] = torch.where(better[:, None], candidates[column], sample[part])
-    indices = (rows - row_shifts) % count
+        pool = pool_block(seed, step, block, size, width, device)
+        torch.mm(scaled, pool.T, out=projections[:, block * size:(block + 1) * size])
+        kept += [pool] if keep else []
+    generator = np.random.Generator(np.random.PCG64(stable_seed(seed, step, ARRIVALS)))
+    indices = pruned_pfr_argmin(projections, row_shifts, generator)
+    rows = (indices + row_shifts) % count
+    sample = (torch.cat(kept) if len(kept) > 1 else kept[0])[rows] if keep else pool_rows(seed, step, rows, count,
+                                                                                         width, device)
     realised = torch.where(squared_norms > 0, (sample.double() * targets.double()).sum(1)
                            / squared_norms.clamp_min(1e-300), 1.0)
     return StepSelection(indices.tolist(), from_chunk_rows(sample, dims), realised.tolist())
+
+
+def pool_rows(seed: int, step: int, rows: Tensor, count: int, width: int, device: torch.device | str) -> Tensor:
+    """`(chunks, s)` float32: pool row rows[c] of a format-3 step for every chunk c, only the blocks holding one
+    drawn."""
+    size = step_block_size(count, width)
+    rows = rows.cpu()
+    sample = torch.empty(len(rows), width, dtype=torch.float32, device=device)
+    for block in (rows // size).unique().tolist():
+        chosen = (rows // size == block).nonzero().flatten()
+        sample[chosen.to(device)] = pool_block(seed, step, block, size, width, device)[(rows[chosen] - block * size)
+                                                                                        .to(device)]
+    return sample
 
 
 def pooled_candidates(seed: int, step: int, indices: list[int], count: int, dims: int,
@@ -394,12 +425,5 @@ def pooled_candidates(seed: int, step: int, indices: list[int], count: int, dims
     """`(dims,)` float32 in partition order: chunk c's candidate, pool row (N_c + r_c) mod K of a format-3 step, the
     decoder's regeneration; only the blocks holding a chosen row are drawn."""
     chunks = len(indices)
-    width = pool_width(dims, chunks)
-    size = step_block_size(count, width)
     rows = (torch.tensor(indices) + pool_shifts(seed, step, chunks, count)) % count
-    sample = torch.empty(chunks, width, dtype=torch.float32, device=device)
-    for block in (rows // size).unique().tolist():
-        chosen = (rows // size == block).nonzero().flatten()
-        sample[chosen.to(device)] = pool_block(seed, step, block, size, width, device)[(rows[chosen] - block * size)
-                                                                                        .to(device)]
-    return from_chunk_rows(sample, dims)
+    return from_chunk_rows(pool_rows(seed, step, rows, count, pool_width(dims, chunks), device), dims)

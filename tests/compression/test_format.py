@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from dirac.compression import Chunking, Codec, Ladder, header_bytes, pack_file, read_header
-from dirac.compression.pfr import (as_chunk_rows, block_span, chunk_of_dims, from_chunk_rows, pool_arrival_log_times,
-                                   pool_block, pool_shifts, pool_width, pooled_candidates, pooled_select, segment_sums,
+from dirac.compression import pfr
+from dirac.compression.pfr import (ARRIVALS, arrival_blocks, as_chunk_rows, block_span, block_times, chunk_of_dims,
+                                   exponential_gaps, from_chunk_rows, open_blocks, pool_block, pool_shifts, pool_width,
+                                   pooled_candidates, pooled_select, pruned_pfr_argmin, segment_sums, stable_seed,
                                    step_arrival_log_times, step_block, step_block_size, step_candidates, step_select)
 from tests.compression.conftest import gaussian_source
 
@@ -71,24 +74,84 @@ def test_format_2_scores_every_chunk_as_pfr_defines_it():
     assert torch.equal(step_candidates(3, 5, selection.indices, count, dims), selection.sample)
 
 
-def test_format_3_scores_every_chunk_as_pfr_defines_it():
+def bounded_log_times(rows: torch.Tensor, row_shifts: torch.Tensor, generator: np.random.Generator) -> torch.Tensor:
+    """`(chunks, K)` log T in index order of format 3's arrivals as `pruned_pfr_argmin` draws them for the projections
+    `rows` (pool-row order), every block it never opens set to its lower bound T = start (the most any arrival there
+    could help its candidates)."""
+    chunks, count = rows.shape
+    size = min(pfr.ARRIVAL_BLOCK, count)
+    starts, sums = arrival_blocks(generator, chunks, count // size, size)
+    opened = open_blocks(rows, row_shifts, starts, sums)
+    times = starts[:, :, None].expand(chunks, count // size, size).clone()
+    uniforms = torch.from_numpy(generator.random((int(opened.sum()), size), dtype=np.float32))
+    times[opened] = block_times(starts[opened], sums[opened], exponential_gaps(uniforms))
+    return times.view(chunks, count).log()
+
+
+def in_index_order(rows: torch.Tensor, row_shifts: torch.Tensor) -> torch.Tensor:
+    """`(chunks, K)`: entry [c, n] = rows[c, (n + r_c) mod K]."""
+    count = rows.shape[1]
+    return rows.gather(1, (torch.arange(count)[None, :] + row_shifts[:, None]) % count)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pruned_pfr_finds_the_winner_of_every_arrival(seed):
+    """The blocks `pruned_pfr_argmin` leaves closed cannot hold the winner: with each of their arrivals moved down to
+    the block's start (its bound), argmin log T - a over all K = 2^12 candidates is still its choice; 64 chunks whose
+    projections a have norms 0 to 6 and a few planted outliers, K / B blocks of B = 64, row shifts r_c at random
+    (multiples of B among them, where an index block is one block of rows)."""
+    chunks, count = 64, 2**12
+    draw = torch.Generator().manual_seed(seed)
+    norms = torch.linspace(0, 6, chunks)[:, None]
+    rows = torch.randn(chunks, count, generator=draw) * norms + norms**2 * (
+        torch.rand(chunks, count, generator=draw) < 1e-3)
+    shifts = torch.randint(count, (chunks,), generator=draw)
+    shifts[::4] = shifts[::4] // pfr.ARRIVAL_BLOCK * pfr.ARRIVAL_BLOCK
+    chosen = pruned_pfr_argmin(rows, shifts, np.random.Generator(np.random.PCG64(seed)))
+    log_times = bounded_log_times(rows, shifts, np.random.Generator(np.random.PCG64(seed)))
+    assert torch.equal(chosen, (log_times - in_index_order(rows, shifts)).argmin(1))
+
+
+def test_format_3_block_arrivals_are_a_poisson_process():
+    """A block's B gaps drawn as its Gamma(B) sum times Dirichlet proportions (`arrival_blocks`, `block_times`): the
+    n-th arrival T_n (n = 0, 1, ...) has the Gamma(n + 1) mean and variance n + 1, within and across blocks (20000
+    processes of 4 blocks of 64), and a block's last arrival is its start plus its sum exactly."""
+    generator = np.random.Generator(np.random.PCG64(5))
+    starts, sums = arrival_blocks(generator, 20000, 4, 64)
+    gaps = exponential_gaps(torch.from_numpy(generator.random((80000, 64), dtype=np.float32)))
+    times = block_times(starts.flatten(), sums.flatten(), gaps)
+    assert torch.equal(times[:, -1], starts.flatten() + sums.flatten())
+    times = times.view(20000, 256).double()
+    for n in (0, 5, 63, 64, 100, 255):
+        assert abs(float(times[:, n].mean()) - (n + 1)) < 4 * math.sqrt((n + 1) / 20000)
+        assert abs(float(times[:, n].var()) / (n + 1) - 1) < 0.05
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_format_3_scores_every_chunk_as_pfr_defines_it(kept, monkeypatch):
     """Every chunk c runs PFR over K candidates, candidate n = the head of pool row (n + r_c) mod K paired with its
-    own arrival T_{c,n}: N_c = argmin_n log T_n - X . mu_c over the whole pool (built here block by block); the decoder
-    regenerates the chosen rows bit for bit; 37 chunks of 1000 dims (sizes 28 and 27), K = 2^10."""
-    dims, chunks, count = 1000, 37, 2**10
+    own arrival T_{c,n}: N_c = argmin_n log T_n - X . mu_c over the whole pool (built here block by block, the blocks
+    the encoder never opened at their bound); the decoder regenerates the chosen rows bit for bit; 37 chunks of 1000
+    dims (sizes 28 and 27) and 2 chunks of 500 (two blocks of pool rows), K = 2^10, the pool kept or drawn again."""
+    monkeypatch.setattr(pfr, "POOL_KEPT_FLOATS", 2**24 if kept else 0)
+    dims, count = 1000, 2**10
     mu = torch.randn(dims, generator=torch.Generator().manual_seed(0))
-    selection = pooled_select(mu, chunks, 3, 5, count, aim=False)
-    width = pool_width(dims, chunks)
-    rows = step_block_size(count, width)
-    pool = torch.cat([pool_block(3, 5, block, rows, width) for block in range(count // rows)])
-    candidates = (torch.arange(count)[None, :] + pool_shifts(3, 5, chunks, count)[:, None]) % count  # (chunks, K)
-    projections = (pool[candidates] * as_chunk_rows(mu, chunks)[:, None]).sum(2)
-    scores = pool_arrival_log_times(3, 5, chunks, count) - projections
-    assert selection.indices == scores.argmin(1).tolist()
-    chosen = pool[candidates[torch.arange(chunks), scores.argmin(1)]]
-    assert torch.equal(selection.sample, from_chunk_rows(chosen, dims))
-    assert torch.equal(pooled_candidates(3, 5, selection.indices, count, dims), selection.sample)
-    assert torch.equal(from_chunk_rows(as_chunk_rows(mu, chunks), dims), mu)
+    for chunks in (37, 2):
+        selection = pooled_select(mu, chunks, 3, 5, count, aim=False)
+        width = pool_width(dims, chunks)
+        rows = step_block_size(count, width)
+        pool = torch.cat([pool_block(3, 5, block, rows, width) for block in range(count // rows)])
+        shifts = pool_shifts(3, 5, chunks, count)
+        candidates = (torch.arange(count)[None, :] + shifts[:, None]) % count  # (chunks, K)
+        projections = (pool[candidates] * as_chunk_rows(mu, chunks)[:, None]).sum(2)
+        generator = np.random.Generator(np.random.PCG64(stable_seed(3, 5, ARRIVALS)))
+        by_row = projections.gather(1, (torch.arange(count)[None, :] - shifts[:, None]) % count)
+        winners = (bounded_log_times(by_row, shifts, generator) - projections).argmin(1)
+        assert selection.indices == winners.tolist()
+        chosen = pool[candidates[torch.arange(chunks), winners]]
+        assert torch.equal(selection.sample, from_chunk_rows(chosen, dims))
+        assert torch.equal(pooled_candidates(3, 5, selection.indices, count, dims), selection.sample)
+        assert torch.equal(from_chunk_rows(as_chunk_rows(mu, chunks), dims), mu)
 
 
 def test_format_3_chunks_draw_distinct_candidates_and_white_noise():
