@@ -53,30 +53,41 @@ def test_the_truncated_pfr_bias_matches_simulation_and_aiming_removes_it():
     assert aim_gain(0.0, count) == 1.0 and selected_projection(m, 2**20)[0] / m > 0.95  # more candidates: less bias
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "heavy"])
-def test_the_default_codec_is_within_five_percent_of_the_gaussian_theory(kind: str):
-    """3x32x32, ladder 1 -> 0.05 in 24 levels, default chunking, the exact denoiser: sum KL within 5 % of the ladder's
-    exact-sample floor, ||x_s - x0||^2 within 5 % of d s^2, Tweedie's MSE within 5 % of MMSE(s), the rho = 1 PF-ODE's
-    MSE and output spread within 5 % of theirs (the source's); and the file within 5 % of the measured 1.63 I
-    (gaussian) / 1.70 I (heavy), 1.63 / 1.83 x R(MSE), the least rate of any code for that MSE."""
+def operating_point(kind: str, seed: int) -> np.ndarray:
+    """One 3x32x32 source sample of `kind` coded with codec seed `seed` (ladder 1 -> 0.05 in 24 levels, default
+    chunking, the exact denoiser): sum KL / the ladder's exact-sample floor, ||x_s - x0||^2 / (d s^2), Tweedie's MSE /
+    MMSE(s), the rho = 1 PF-ODE's MSE / its theory and its output spread / the sample's, file / I(X; Y_s) and file /
+    R(MSE)."""
     shape = (3, 32, 32)
     variance, x0 = gaussian_source(kind, shape, seed=0)
     codec = Codec(GaussianDenoiser(torch.full(shape, MEAN), variance), Ladder(1.0, 0.05, 24), Chunking(),
-                  unit_range=False)
+                  unit_range=False, seed=seed)
     encoding = codec.encode(x0)
     s, v = encoding.sigma, variance.double().flatten().numpy()
-    information = mutual_information_bits(v, s)
-    assert sum(encoding.kl_bits) / ladder_kl_bits(v, codec.ladder.sigmas()) == pytest.approx(1.0, abs=0.05)
-    assert (encoding.realised_sigma / s) ** 2 == pytest.approx(1.0, abs=0.05)
     error = float((codec.reconstruct(encoding.x_s, s, mmse=True) - x0).double().square().mean())
-    assert error / mmse(v, s) == pytest.approx(1.0, abs=0.05)
     perceptual = codec.reconstruct(encoding.x_s, s, rho=1.0, ode_steps=64).double()
-    assert float((perceptual - x0).square().mean()) / pf_ode_mse(v, s, 1.0) == pytest.approx(1.0, abs=0.05)
     spread = float((x0.double() - MEAN).square().mean())  # the sample's own spread (heavy tails: far from mean v)
-    assert float((perceptual - MEAN).square().mean()) / spread == pytest.approx(1.0, abs=0.05)
-    file_ratio, rd_ratio = {"gaussian": (1.63, 1.63), "heavy": (1.70, 1.83)}[kind]
-    assert encoding.bits / information < 1.05 * file_ratio
-    assert encoding.bits / rate_for_distortion(v, error) < 1.05 * rd_ratio
+    return np.array([sum(encoding.kl_bits) / ladder_kl_bits(v, codec.ladder.sigmas()),
+                     (encoding.realised_sigma / s) ** 2, error / mmse(v, s),
+                     float((perceptual - x0).square().mean()) / pf_ode_mse(v, s, 1.0),
+                     float((perceptual - MEAN).square().mean()) / spread,
+                     encoding.bits / mutual_information_bits(v, s), encoding.bits / rate_for_distortion(v, error)])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "heavy"])
+def test_the_default_codec_is_within_five_percent_of_the_gaussian_theory(kind: str):
+    """`operating_point`, the mean over codec seeds 0-3 (one seed's MSE ratios have sd 0.02-0.03 over 20 seeds, so a
+    single seed strays past 5 % about one time in ten): sum KL within 5 % of the ladder's exact-sample floor,
+    ||x_s - x0||^2 within 5 % of d s^2, Tweedie's MSE within 5 % of MMSE(s), the rho = 1 PF-ODE's MSE and output
+    spread within 5 % of theirs (the source's); and the file within 5 % of the measured 1.63 I (gaussian) / 1.70 I
+    (heavy), 1.63 / 1.83 x R(MSE), the least rate of any code for that MSE."""
+    kl, residual, tweedie, pf_ode, spread, file_ratio, rd_ratio = np.mean(
+        [operating_point(kind, seed) for seed in range(4)], 0)
+    for ratio in (kl, residual, tweedie, pf_ode, spread):
+        assert ratio == pytest.approx(1.0, abs=0.05)
+    expected_file, expected_rd = {"gaussian": (1.63, 1.63), "heavy": (1.70, 1.83)}[kind]
+    assert file_ratio < 1.05 * expected_file
+    assert rd_ratio < 1.05 * expected_rd
 
 
 def test_the_rate_distortion_function_inverts_reverse_water_filling():
@@ -106,14 +117,15 @@ def test_the_index_model_matches_pfr_draws():
         assert lengths.std() == pytest.approx(spread, rel=0.15)
 
 
-def rate_check(shape: tuple[int, int, int], levels: int) -> list[tuple[int, float, float, float]]:
-    """One encoding of N(0.5, 0.02 I) of `shape` (ladder 1 -> 0.05, default chunking, the exact denoiser) and, per
+def rate_check(shape: tuple[int, int, int], levels: int, seed: int = 0) -> list[tuple[int, float, float, float]]:
+    """One encoding of N(0.5, 0.02 I) of `shape` (ladder 1 -> 0.05, default chunking, the exact denoiser, codec seed
+    `seed`) and, per
     step count k (the file's k-step prefix): (file bits, sum KL + the format's overhead, the allowed deviation, MSE of
     the MMSE decode / D(I(X; Y_s))). The allowed deviation is 5 %, or, while few chunks are sent, 3 standard
     deviations of the indices' code lengths plus one 32-bit word (the file's granularity) when that is larger."""
     variance, x0 = gaussian_source("gaussian", shape, seed=0)
     codec = Codec(GaussianDenoiser(torch.full(shape, MEAN), variance), Ladder(1.0, 0.05, levels), Chunking(),
-                  unit_range=False)
+                  unit_range=False, seed=seed)
     encoding = codec.encode(x0)
     _, _, symbols = codec.read(encoding.data)
     variances = [float(np.square(chunk_index_bits(kls, step.level, codec.chunking.candidates, codec.chunking.aim)[1])
@@ -131,18 +143,20 @@ def rate_check(shape: tuple[int, int, int], levels: int) -> list[tuple[int, floa
 
 
 def test_the_gaussian_rate_check_at_every_step_count():
-    """SPEC §3 rate check, 3x32x32 N(0.5, 0.02), 24 levels: at every step count the file is within its allowed
-    deviation of sum KL plus the format's overhead (`format_overhead_bits`, each chunk's index at its own KL), within
-    5 % from 5 steps on, and the MMSE decode's MSE within 5 % of D(R) at R = I(X; Y_s), the information x_s carries
-    (= MMSE(s) for equal variances). Measured (format 3): file / (KL + overhead) 0.957-1.060 over the first 4 steps
-    (1-6 chunks, a 3-6 word payload: inside 3 standard deviations plus a word), 0.964-1.030 after; MSE / D(I)
-    0.996-1.039. The MSE is far above D(R) at the file's own rate (4.5x at the end): the file is ~1.45x sum KL (the
-    truncated Zipf code of an aimed ~8-bit chunk's index costs ~3 bits more than its KL) and sum KL is 1.09 I (the
-    ladder's step factor)."""
-    rows = rate_check((3, 32, 32), 24)
-    assert len(rows) == 24
-    for k, (file_bits, predicted, allowed, distortion_ratio) in enumerate(rows, 1):
-        assert abs(file_bits - predicted) <= (0.05 * predicted if k >= 5 else allowed), (k, file_bits / predicted)
+    """SPEC §3 rate check, 3x32x32 N(0.5, 0.02), 24 levels, codec seeds 0-3: at every step count each file is within
+    its allowed deviation of sum KL plus the format's overhead (`format_overhead_bits`, each chunk's index at its own
+    KL) and the mean over the seeds within 5 %, and the MMSE decode's MSE within 5 % of D(R) at R = I(X; Y_s), the
+    information x_s carries (= MMSE(s) for equal variances), on the mean. One seed's file strays up to 8 % from the
+    prediction here (0.92-1.065 from 5 steps on over 8 seeds: a 300-bit file's ~10 indices, each +-4 bits, and its
+    32-bit words), the mean of 4 stays within 0.980-1.015; MSE / D(I) 0.98-1.05 per seed. The MSE is far above D(R)
+    at the file's own rate (4.5x at the end): the file is ~1.45x sum KL (the truncated Zipf code of an aimed ~8-bit
+    chunk's index costs ~3 bits more than its KL) and sum KL is 1.09 I (the ladder's step factor)."""
+    runs = [rate_check((3, 32, 32), 24, seed) for seed in range(4)]
+    assert all(len(rows) == 24 for rows in runs)
+    for k, steps in enumerate(zip(*runs), 1):
+        assert all(abs(file_bits - predicted) <= allowed for file_bits, predicted, allowed, _ in steps), k
+        file_bits, predicted, _, distortion_ratio = np.mean(steps, 0)
+        assert file_bits / predicted == pytest.approx(1.0, abs=0.05), k
         assert distortion_ratio == pytest.approx(1.0, abs=0.05), k
 
 
@@ -150,8 +164,8 @@ def test_the_gaussian_rate_check_at_every_step_count():
 def test_the_gaussian_rate_check_at_a_large_dimension():
     """The rate check on 3x128x128 (49,152 dimensions, 24 levels; about a minute): at every step count the file is
     within 5 % of sum KL plus the format's overhead and the MSE within 5 % of D(I(X; Y_s)). Measured (format 3): file
-    / (KL + overhead) 0.986-1.013 (over the first 4 steps, 89 chunks at the first; 0.987-1.003 after), MSE / D(I)
-    0.995-1.010."""
+    / (KL + overhead) 0.985-1.040 (1.007-1.040 over the first 4 steps, 89 chunks at the first; 0.985-1.014 after),
+    MSE / D(I) 0.994-1.013."""
     for k, (file_bits, predicted, _, distortion_ratio) in enumerate(rate_check((3, 128, 128), 24), 1):
         assert abs(file_bits - predicted) <= 0.05 * predicted, (k, file_bits / predicted)
         assert distortion_ratio == pytest.approx(1.0, abs=0.05), k
