@@ -11,6 +11,9 @@ budget and seeds, and tabulate the validation DO PSNR, the validation perception
         -- '~task.baselines.pnp_admm' callbacks.budget.minutes=null callbacks.performance.channels_last=false
     # cross-validated (issue 30): every lever a full k-fold run, tabulated from its cv_results.csv
     python experiments/levers.py --experiment embedded_cv --only base,net_narrow  # 2 folds at a time (cv.jobs)
+    # the long budget (README levers table: 1,200 steps, with EMA, with weight decay; ~45 min each on 2 cores)
+    python experiments/levers.py --experiment embedded_cv --steps 1200 --only base,ema_0.995,weight_decay \
+        --out outputs/levers_long
 
 Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
 outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
