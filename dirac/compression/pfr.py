@@ -396,12 +396,15 @@ def pooled_select(mu: Tensor, chunks: int, seed: int, step: int, count: int, aim
     for block in range(count // size):
         pool = pool_block(seed, step, block, size, width, device)
         torch.mm(scaled, pool.T, out=projections[:, block * size:(block + 1) * size])
-        kept += [pool] if keep else []
+        if keep:
+            kept.append(pool)
     generator = np.random.Generator(np.random.PCG64(stable_seed(seed, step, ARRIVALS)))
     indices = pruned_pfr_argmin(projections, row_shifts, generator)
     rows = (indices + row_shifts) % count
-    sample = (torch.cat(kept) if len(kept) > 1 else kept[0])[rows] if keep else pool_rows(seed, step, rows, count,
-                                                                                         width, device)
+    if keep:  # one block (the usual case) indexed as it is, never copied
+        sample = (kept[0] if len(kept) == 1 else torch.cat(kept))[rows]
+    else:
+        sample = pool_rows(seed, step, rows, count, width, device)
     realised = torch.where(squared_norms > 0, (sample.double() * targets.double()).sum(1)
                            / squared_norms.clamp_min(1e-300), 1.0)
     return StepSelection(indices.tolist(), from_chunk_rows(sample, dims), realised.tolist())
