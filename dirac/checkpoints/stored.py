@@ -49,6 +49,7 @@ RECORDED = frozenset({
     "dirac.data.Colour", "dirac.data.Chain",
     "dirac.data.EmbeddedSource", "dirac.data.Cifar10Source", "dirac.data.CelebAHQSource", "dirac.data.FFHQSource",
     "dirac.data.ImageNetSource", "dirac.data.FolderSource", "dirac.data.mixed.TrainTestSource",
+    "dirac.data.source.KFold",  # a cross-validation fold's split (dirac.cross_validation sets it)
 })
 SCALARS = (str, int, float, bool, type(None))
 

@@ -12,8 +12,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from dirac.checkpoints.stored import check_stored
 from dirac.cross_validation import CrossValidation
-from dirac.pipeline import run
+from dirac.pipeline import model_config, run
 from dirac.reporting.files import csv_text, write_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,6 +92,72 @@ def test_folds_trained_in_parallel_processes_give_the_same_report(tiny_config, t
     assert reports[1] == reports[2]
 
 
+class FakeTrainingWithDenoiser(FakeTraining):
+    """`FakeTraining` that also stands in for a denoiser run: it writes the checkpoint file where the pipeline would
+    and records the order of the runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.denoiser_configs: list[DictConfig] = []
+        self.order: list[str] = []
+
+    def __call__(self, config: DictConfig) -> dict:
+        if config.model._target_.endswith("DenoiserModule"):
+            self.denoiser_configs.append(config)
+            self.order.append(config.paths.output_dir)
+            checkpoint = Path(config.paths.output_dir) / "checkpoints" / "denoiser.ckpt"
+            write_text(checkpoint, "a denoiser")
+            return {"results": {}, "checkpoint": str(checkpoint)}
+        self.order.append(config.paths.output_dir)
+        return super().__call__(config)
+
+
+PNP_PER_FOLD = ["+baseline@task.baselines.pnp_admm=pnp_admm", 'cv.denoiser=["experiment=denoiser_embedded"]']
+
+
+def test_each_fold_trains_its_pnp_denoiser_on_its_own_training_photographs_first(tiny_config):
+    """cv.denoiser: every fold's PnP-ADMM loads a denoiser trained, just before the fold, on that fold's data (its
+    training photographs), so no prior has seen the photographs the fold tests on."""
+    cfg = tiny_config("experiment=embedded_cv", "cv.jobs=1", *PNP_PER_FOLD)
+    fake = FakeTrainingWithDenoiser()
+    instantiate(cfg.cv).run(cfg, fake, lambda: None)
+    out = Path(cfg.paths.output_dir)
+    assert fake.order == [str(out / f"fold_{index}" / part) for index in range(4) for part in ("denoiser", "")]
+    for index, (denoiser, fold) in enumerate(zip(fake.denoiser_configs, fake.configs)):
+        assert denoiser.name == "denoiser_embedded" and denoiser.trainer.max_steps == 500 and denoiser.cv is None
+        assert denoiser.data == fold.data and denoiser.data.source.fold.index == index
+        assert denoiser.logger == fold.logger and denoiser.metrics == fold.metrics
+        assert denoiser.trainer.accelerator == fold.trainer.accelerator
+        expected = str(out / f"fold_{index}" / "denoiser" / "checkpoints" / "denoiser.ckpt")
+        assert fold.task.baselines.pnp_admm.denoiser.path == expected
+        train_photos = set(instantiate(denoiser.data).source.split_groups()["train"])
+        assert not train_photos & set(instantiate(fold.data).source.split_groups()["test"])
+
+
+def test_a_fold_checkpoint_s_stored_config_passes_the_checkpoint_check(tiny_config):
+    """A fold's config names its split (dirac.data.source.KFold) in the data part every checkpoint stores; the loader's
+    safety check must accept it, or no fold's checkpoint (Dirac's, or the denoiser its PnP-ADMM loads) could be used."""
+    cfg = tiny_config("experiment=embedded_cv", "cv.jobs=1", *PNP_PER_FOLD)
+    fake = FakeTrainingWithDenoiser()
+    instantiate(cfg.cv).run(cfg, fake, lambda: None)
+    for config in (*fake.configs, *fake.denoiser_configs):
+        assert config.data.source.fold._target_ == "dirac.data.source.KFold"
+        check_stored(model_config(config))
+
+
+def test_a_fold_whose_denoiser_is_not_where_its_baselines_look_stops(tiny_config):
+    cfg = tiny_config("experiment=embedded_cv", "cv.jobs=1", *PNP_PER_FOLD)
+    fake = FakeTrainingWithDenoiser()
+
+    def misplaced(config: DictConfig) -> dict:
+        outcome = fake(config)
+        return {**outcome, "checkpoint": "elsewhere.ckpt"} if "checkpoint" in outcome else outcome
+
+    with pytest.raises(RuntimeError, match="denoiser run wrote 'elsewhere.ckpt'"):
+        instantiate(cfg.cv).run(cfg, misplaced, lambda: None)
+    assert not fake.configs
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["cv.folds=9"], "9-fold cross-validation with 2 validation photographs needs at least 9 photographs, got 8"),
     (["data.source.test=[chelsea,lena]"], r"unknown embedded photo\(s\) \['lena'\]"),
@@ -99,6 +166,8 @@ def test_folds_trained_in_parallel_processes_give_the_same_report(tiny_config, t
     (["mode=test"], "use mode=train"),
     (["resume=true"], "drop resume"),
     (["cv.jobs=0"], "cv.jobs must be at least 1"),
+    (["+baseline@task.baselines.pnp_admm=pnp_admm"], r"baselines \['pnp_admm'\] need a denoiser: pass 'cv.denoiser"),
+    (['cv.denoiser=["experiment=denoiser_embedded"]'], "no baseline among .* uses one"),
 ])
 def test_bad_input_is_refused_before_any_training(tiny_config, overrides, message):
     cfg = tiny_config("experiment=embedded_cv", *overrides)
@@ -121,20 +190,26 @@ def test_a_folder_with_too_few_images_for_the_folds_is_refused_before_any_traini
 
 @pytest.mark.slow
 def test_tiny_cross_validation_end_to_end_writes_every_fold_and_the_report(tiny_config):
-    """The real pipeline per fold (2 folds, 16 px, 6 steps): each fold's results and checkpoint, then the report."""
+    """The real pipeline per fold (2 folds, 16 px, 6 steps), each fold's PnP-ADMM denoiser trained first on its own
+    training photographs (6 steps): each fold's results and checkpoints, then the report."""
+    tiny_denoiser = ('cv.denoiser=["experiment=denoiser_embedded","trainer.max_steps=6","trainer.val_check_interval=6",'
+                     '"callbacks.model_checkpoint.every_n_train_steps=6","task.sigmas=[0.1]"]')
     cfg = tiny_config("experiment=embedded_cv", "cv.folds=2", "data.image_size=16", "data.source.downscale=8",
                       "trainer.max_steps=6", "trainer.val_check_interval=6",
                       "callbacks.model_checkpoint.every_n_train_steps=6", "task.baselines.admm_tv.iterations=10",
-                      "task.baselines.admm_tv.grids.lam=[0.01,0.04]", "task.baselines.admm_tv.grids.rho=[0.5,2.0]")
+                      "task.baselines.admm_tv.grids.lam=[0.01,0.04]", "task.baselines.admm_tv.grids.rho=[0.5,2.0]",
+                      "+baseline@task.baselines.pnp_admm=pnp_admm", "task.baselines.pnp_admm.iterations=3",
+                      "task.baselines.pnp_admm.grids.rho=[0.5,2.0]", tiny_denoiser)
     outcome = run(cfg)
     out = Path(cfg.paths.output_dir)
     for index in range(2):
         assert (out / f"fold_{index}" / "results.csv").is_file()
         assert (out / f"fold_{index}" / "checkpoints" / "dirac.ckpt").is_file()
+        assert (out / f"fold_{index}" / "denoiser" / "checkpoints" / "denoiser.ckpt").is_file()
     photographs = {row["photograph"] for row in rows_of(out / "cv_results.csv", "photograph")}
     assert photographs == SCENES
     assert {row["method"] for row in rows_of(out / "cv_results.csv", "mean")} == {
-        "measurement", "dirac_do", "dirac_po", "admm_tv"}
+        "measurement", "dirac_do", "dirac_po", "admm_tv", "pnp_admm"}
     assert outcome["monitored"] == pytest.approx(outcome["results"]["dirac_do"]["psnr"]
                                                  - outcome["results"]["admm_tv"]["psnr"])
 
