@@ -134,6 +134,19 @@ def test_each_fold_trains_its_pnp_denoiser_on_its_own_training_photographs_first
         assert not train_photos & set(instantiate(fold.data).source.split_groups()["test"])
 
 
+def test_the_long_recipe_s_gpu_command_runs_every_fold_with_its_own_pnp_denoiser(tiny_config):
+    """experiments/gpu_cv.sh's configuration (embedded_deblur under the folds, a denoiser per fold) is accepted and
+    gives every fold the long recipe and a PnP-ADMM on the fold's own denoiser (checked here: no GPU runs it)."""
+    cfg = tiny_config("experiment=embedded_deblur", "cv=kfold", 'cv.denoiser=["experiment=denoiser_embedded"]')
+    fake = FakeTrainingWithDenoiser()
+    instantiate(cfg.cv).run(cfg, fake, lambda: None)
+    assert len(fake.configs) == len(fake.denoiser_configs) == 4
+    for fold, denoiser in zip(fake.configs, fake.denoiser_configs):
+        assert fold.net.model_channels == 24 and fold.name == "embedded_deblur"
+        assert fold.task.baselines.pnp_admm.denoiser.path == str(
+            Path(denoiser.paths.output_dir) / "checkpoints" / "denoiser.ckpt")
+
+
 def test_a_fold_checkpoint_s_stored_config_passes_the_checkpoint_check(tiny_config):
     """A fold's config names its split (dirac.data.source.KFold) in the data part every checkpoint stores; the loader's
     safety check must accept it, or no fold's checkpoint (Dirac's, or the denoiser its PnP-ADMM loads) could be used."""
