@@ -115,10 +115,12 @@ class FakeTrainingWithDenoiser(FakeTraining):
 PNP_PER_FOLD = ["+baseline@task.baselines.pnp_admm=pnp_admm", 'cv.denoiser=["experiment=denoiser_embedded"]']
 
 
-def test_each_fold_trains_its_pnp_denoiser_on_its_own_training_photographs_first(tiny_config):
-    """cv.denoiser: every fold's PnP-ADMM loads a denoiser trained, just before the fold, on that fold's data (its
-    training photographs), so no prior has seen the photographs the fold tests on."""
-    cfg = tiny_config("experiment=embedded_cv", "cv.jobs=1", *PNP_PER_FOLD)
+@pytest.mark.parametrize("overrides", [["experiment=embedded_cv", *PNP_PER_FOLD], ["experiment=embedded_cv_pnp"]])
+def test_each_fold_trains_its_pnp_denoiser_on_its_own_training_photographs_first(tiny_config, overrides):
+    """cv.denoiser (on the command line, or experiment=embedded_cv_pnp): every fold's PnP-ADMM loads a denoiser
+    trained, just before the fold, on that fold's data (its training photographs), so no prior has seen the
+    photographs the fold tests on."""
+    cfg = tiny_config(*overrides, "cv.jobs=1")
     fake = FakeTrainingWithDenoiser()
     instantiate(cfg.cv).run(cfg, fake, lambda: None)
     out = Path(cfg.paths.output_dir)
