@@ -14,6 +14,9 @@ budget and seeds, and tabulate the validation DO PSNR, the validation perception
     # the long budget (README levers table: 1,200 steps, with EMA, with weight decay; ~45 min each on 2 cores)
     python experiments/levers.py --experiment embedded_cv --steps 1200 --only base,ema_0.995,weight_decay \
         --out outputs/levers_long
+    python experiments/levers.py --experiment embedded_cv --steps 2400 --only base --out outputs/levers_2400  # ~77 min
+    # with PnP-ADMM, its denoiser trained per fold (experiment=embedded_cv_pnp)
+    python experiments/levers.py --experiment embedded_cv_pnp --only base --out outputs/levers_pnp
 
 Each run is a real `python -m dirac.run` written to outputs/levers/<lever>/; the summary goes to
 outputs/levers/levers.md and .csv. Validation numbers come from the run's calibration.csv (the calibrated DO stop's
@@ -116,6 +119,7 @@ def cv_summary(lever: str, out: Path) -> dict:
     return {"lever": lever, "overrides": " ".join(LEVERS[lever]) or "(base)", "seconds": f"{run_seconds(out):.0f}",
             "mean_do_psnr": f"{float(mean['dirac_do']['psnr']):.2f}",
             "mean_tv_psnr": f"{float(mean['admm_tv']['psnr']):.2f}",
+            **({"mean_pnp_psnr": f"{float(mean['pnp_admm']['psnr']):.2f}"} if "pnp_admm" in mean else {}),
             "mean_do_minus_tv": f"{sum(folds) / len(folds):+.2f}", "worst_fold_do_minus_tv": f"{min(folds):+.2f}",
             "worst_photo_do_minus_tv": f"{photos[worst_photo]:+.2f} ({worst_photo})",
             "mean_swd_do/po/tv": "/".join(f"{float(mean[name]['swd']):.4f}"
