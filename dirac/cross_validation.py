@@ -63,16 +63,17 @@ def uses_denoiser(cfg: DictConfig) -> list[str]:
     return sorted(name for name, baseline in (cfg.task.get("baselines") or {}).items() if "denoiser" in baseline)
 
 
-def denoiser_config(overrides: Sequence[str], fold: DictConfig) -> DictConfig:
+def denoiser_config(overrides: Sequence[str], fold: DictConfig, logger: DictConfig | None) -> DictConfig:
     """The run config that trains a fold's denoiser: the run `overrides` compose, on the fold's data (its training
-    photographs, patches and augmentation), metrics, logger and devices, writing to `<fold>/denoiser/`."""
+    photographs, patches and augmentation), metrics and devices, with the run's `logger` (unresolved: it logs into
+    the denoiser's own folder), writing to `<fold>/denoiser/`."""
     config = composed(overrides)
     with open_dict(config):
         config.pop("hydra", None)
         config.cv = None
         config.paths.output_dir = str(Path(fold.paths.output_dir) / "denoiser")
-        for node in ("data", "metrics", "logger"):
-            config[node] = copy.deepcopy(fold[node])
+        config.data, config.metrics = copy.deepcopy(fold.data), copy.deepcopy(fold.metrics)
+        config.logger = copy.deepcopy(logger)
         for key in RUNTIME_TRAINER_KEYS:
             config.trainer[key] = fold.trainer[key]
     OmegaConf.resolve(config)
@@ -175,7 +176,8 @@ class CrossValidation:
                    for split in self.splits()]
         sources = [instantiate(config.data).source for config in configs]
         groups = [source.split_groups() for source in sources]  # bad splits fail here, before any training
-        denoisers = [denoiser_config(self.denoiser, config) if self.denoiser else None for config in configs]
+        denoisers = [denoiser_config(self.denoiser, config, cfg.get("logger")) if self.denoiser else None
+                     for config in configs]
         for index, config in enumerate(configs):
             log.info("fold %d/%d: test %s, validation %s", index, len(configs), groups[index]["test"],
                      groups[index]["val"])

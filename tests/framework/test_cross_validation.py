@@ -128,7 +128,10 @@ def test_each_fold_trains_its_pnp_denoiser_on_its_own_training_photographs_first
     for index, (denoiser, fold) in enumerate(zip(fake.denoiser_configs, fake.configs)):
         assert denoiser.name == "denoiser_embedded" and denoiser.trainer.max_steps == 500 and denoiser.cv is None
         assert denoiser.data == fold.data and denoiser.data.source.fold.index == index
-        assert denoiser.logger == fold.logger and denoiser.metrics == fold.metrics
+        assert denoiser.metrics == fold.metrics and set(denoiser.logger) == set(fold.logger)
+        # each run logs into its own folder (the denoiser's metrics.csv is not overwritten by the fold's)
+        assert {node.save_dir for node in denoiser.logger.values()} == {denoiser.paths.output_dir}
+        assert {node.save_dir for node in fold.logger.values()} == {fold.paths.output_dir}
         assert denoiser.trainer.accelerator == fold.trainer.accelerator
         expected = str(out / f"fold_{index}" / "denoiser" / "checkpoints" / "denoiser.ckpt")
         assert fold.task.baselines.pnp_admm.denoiser.path == expected
@@ -221,6 +224,7 @@ def test_tiny_cross_validation_end_to_end_writes_every_fold_and_the_report(tiny_
         assert (out / f"fold_{index}" / "results.csv").is_file()
         assert (out / f"fold_{index}" / "checkpoints" / "dirac.ckpt").is_file()
         assert (out / f"fold_{index}" / "denoiser" / "checkpoints" / "denoiser.ckpt").is_file()
+        assert (out / f"fold_{index}" / "denoiser" / "csv" / "metrics.csv").is_file()  # its own training log
     photographs = {row["photograph"] for row in rows_of(out / "cv_results.csv", "photograph")}
     assert photographs == SCENES
     assert {row["method"] for row in rows_of(out / "cv_results.csv", "mean")} == {
