@@ -24,6 +24,13 @@ def image_generators(seed: int, names: Sequence[str], purpose: str, device: torc
     return [torch.Generator(device=device).manual_seed(image_seed(seed, name, purpose)) for name in names]
 
 
+def step_generator(seed: int, rank: int, epoch: int, batch_idx: int, device: torch.device | str = "cpu"
+                   ) -> torch.Generator:
+    """The generator of one training batch, seeded by (train seed, process rank, epoch, batch index): training's
+    draws then depend on neither validation (its cadence, its data loaders, its previews) nor a resume (issue 30)."""
+    return torch.Generator(device=device).manual_seed(image_seed(seed, f"{rank}/{epoch}/{batch_idx}", "training"))
+
+
 def per_image_normal(shape: torch.Size, generators: Sequence[torch.Generator], device: torch.device | str,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """z ~ N(0, I) of `shape` (B, ...), image b drawn from generators[b] alone."""

@@ -12,6 +12,7 @@ from torch import nn
 from dirac.checkpoints import FORMAT_VERSION, METADATA_KEY, read_metadata
 from dirac.errors import CheckpointError
 from dirac.restorers.base import Restorer
+from dirac.seeding import step_generator
 
 
 class Method(L.LightningModule):
@@ -25,10 +26,15 @@ class Method(L.LightningModule):
 
     family: ClassVar[str] = ""
 
-    def __init__(self) -> None:
+    def __init__(self, train_seed: int = 0) -> None:
         super().__init__()
+        self.train_seed = int(train_seed)
         self.run_config: dict = {}
         self.calibration: dict[str, dict[str, float]] = {}
+
+    def training_generator(self, batch_idx: int, device: torch.device) -> torch.Generator:
+        """The generator of this training batch's random draws (`dirac.seeding.step_generator` of `train_seed`)."""
+        return step_generator(self.train_seed, self.global_rank, self.current_epoch, batch_idx, device)
 
     def signature(self) -> dict:
         """What the weights are only valid for (operators, noise, image geometry); empty by default."""

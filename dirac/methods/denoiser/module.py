@@ -32,9 +32,9 @@ class DenoiserModule(Method):
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], sigma_data: float = 0.5,
                  p_mean: float = -1.2, p_std: float = 1.2, val_seed: int = 0, image_size: int | None = None,
                  channels: int | None = None,
-                 scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None
-                 ) -> None:
-        super().__init__()
+                 scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+                 train_seed: int = 0) -> None:
+        super().__init__(train_seed)
         self.denoiser = EDMDenoiser(net, sigma_data, p_mean, p_std)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -54,10 +54,12 @@ class DenoiserModule(Method):
             return self.denoiser.loss_weight(sigma) * error
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        """One step of the EDM loss at log-normal noise levels, one per image (Karras et al. 2022, Table 1)."""
+        """One step of the EDM loss at log-normal noise levels, one per image (Karras et al. 2022, Table 1), drawn
+        from the batch's own generator (`training_generator`)."""
         x0 = batch["image"]
-        sigma = self.denoiser.sample_sigma(x0.shape[0], device=x0.device, dtype=torch.float32)
-        noise = torch.randn(x0.shape, device=x0.device, dtype=torch.float32)
+        generator = self.training_generator(batch_idx, x0.device)
+        sigma = self.denoiser.sample_sigma(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float32)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=torch.float32)
         loss = self.edm_loss(x0, sigma, noise).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss

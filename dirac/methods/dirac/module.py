@@ -47,8 +47,9 @@ class DiracModule(Method):
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
         severity: TiltedSeverity | None = None,
         jitter: OperatorJitter | None = None,
+        train_seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(train_seed)
         self.phi_net = ResidualX0(net)
         self.degradation = degradation
         self.noise = noise
@@ -101,9 +102,11 @@ class DiracModule(Method):
             return self.loss(under_autocast(self.phi)(y_t, t), x0.float(), t, self.degradation, self.noise)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        """One step of L(Δt) at one severity per image: t ~ U[0, 1) (SPEC §1.2) unless `severity` is tilted."""
+        """One step of L(Δt) at one severity per image: t ~ U[0, 1) (SPEC §1.2) unless `severity` is tilted; the
+        severities, noise and jitter drawn from the batch's own generator (`training_generator`)."""
         x0 = batch["image"]
-        loss = self.look_ahead_loss(x0, self.severity(x0.shape[0], x0.device), jittered=True)
+        generator = self.training_generator(batch_idx, x0.device)
+        loss = self.look_ahead_loss(x0, self.severity(x0.shape[0], x0.device, generator), generator, jittered=True)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
