@@ -23,6 +23,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dirac.data.source import ImageSource, KFold
+from dirac.methods.denoiser import DenoiserModule
+from dirac.pipeline import calibrated_checkpoint
 from dirac.reporting.files import read_csv
 from dirac.reporting.folds import Comparison, FoldOutcome, fold_means, write_cv_results
 
@@ -45,7 +47,7 @@ def fold_config(cfg: DictConfig, split: KFold, output_dir: Path, own_denoiser: b
         config.data.source.fold = {"_target_": "dirac.data.source.KFold", **asdict(split)}
         config.task.per_image = True
         if own_denoiser:
-            config.denoiser.path = fold_denoiser_path(output_dir)
+            config.denoiser.path = str(calibrated_checkpoint(output_dir / "denoiser", DenoiserModule.family))
     OmegaConf.resolve(config)
     return config
 
@@ -78,11 +80,6 @@ def denoiser_config(overrides: Sequence[str], fold: DictConfig, logger: DictConf
             config.trainer[key] = fold.trainer[key]
     OmegaConf.resolve(config)
     return config
-
-
-def fold_denoiser_path(output_dir: Path) -> str:
-    """Where the run of `denoiser_config` writes the fold's denoiser checkpoint (pipeline.judge's path)."""
-    return str(output_dir / "denoiser" / "checkpoints" / "denoiser.ckpt")
 
 
 def run_fold(train: Callable[[DictConfig], dict], finish: Callable[[], None], config: DictConfig,

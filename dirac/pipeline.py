@@ -67,12 +67,17 @@ def checkpoint_for(cfg: DictConfig) -> Path | None:
     return resolve_checkpoint(cfg.get("ckpt_path"), bool(cfg.get("resume")), Path(cfg.paths.experiment_dir))
 
 
+def calibrated_checkpoint(output_dir: Path, family: str) -> Path:
+    """Where a run writing to `output_dir` saves its calibrated `<family>.ckpt`."""
+    return Path(output_dir) / "checkpoints" / f"{family}.ckpt"
+
+
 def judge(run: Run) -> dict:
     """Calibrate on validation data, evaluate on the test split, save `<family>.ckpt` (weights, config,
     calibration) and return the results and the checkpoint path."""
     run.task.calibrate(run.method, run.trainer, run.datamodule, run.output_dir)
     results = run.task.evaluate(run.method, run.trainer, run.datamodule, run.output_dir)
-    path = run.output_dir / "checkpoints" / f"{run.method.family}.ckpt"
+    path = calibrated_checkpoint(run.output_dir, run.method.family)
     if run.trainer.is_global_zero:
         save_checkpoint(run.method, path, run.trainer.global_step)
         log.info("calibrated checkpoint written to %s", path)
