@@ -15,6 +15,8 @@ budget and seeds, and tabulate the validation DO PSNR, the validation perception
     python experiments/levers.py --experiment embedded_cv --steps 1200 --only base,ema_0.995,weight_decay \
         --out outputs/levers_long
     python experiments/levers.py --experiment embedded_cv --steps 2400 --only base --out outputs/levers_2400  # ~77 min
+    # the seed spread of the committed recipe (README: what a one-seed lever difference means)
+    python experiments/levers.py --experiment embedded_cv --only base,seed_43,seed_44 --out outputs/levers_seeds
     # with PnP-ADMM, its denoiser trained per fold (experiment=embedded_cv_pnp)
     python experiments/levers.py --experiment embedded_cv_pnp --only base --out outputs/levers_pnp
 
@@ -46,6 +48,9 @@ DIHEDRAL_COLOUR = ("{_target_:dirac.data.Chain,augments:[{_target_:dirac.data.Di
 EMA = "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging"
 LEVERS = {
     "base": [],  # the experiment as committed: since issue 30 the quickstart trains on loss_psnr_floor_tilted_3
+    # other run seeds (network init, training draws; data order and augmentation keep their own): the spread to beat
+    "seed_43": ["seed=43"],
+    "seed_44": ["seed=44"],
     # the quickstart's loss before issue 30 (the paper's: squared error at Δt = 1, training t uniform)
     "loss_clean_uniform": ["loss=clean", "severity=uniform"],
     # the previous quickstart: a constant learning rate of 1e-3 (measured as the base of the first levers table)
