@@ -19,3 +19,11 @@ def check_interval(name: str, value: float, low: float, high: float, *, open_low
     if not (above_low and value <= high):
         bracket = "(" if open_low else "["
         raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}")
+
+
+def check_types(**parts: tuple[object, type]) -> None:
+    """Raise a `TypeError` naming each part (name=(value, expected class)) that is not an instance of its class."""
+    wrong = [f"{name} must be a {kind.__name__}, got {type(value).__name__}"
+             for name, (value, kind) in parts.items() if not isinstance(value, kind)]
+    if wrong:
+        raise TypeError("; ".join(wrong))

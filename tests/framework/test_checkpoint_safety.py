@@ -328,6 +328,15 @@ def test_no_constructor_reachable_from_a_checkpoint_opens_a_file(dirac_ckpt, den
     assert opened == []
 
 
+@pytest.mark.parametrize("part", ["degradation", "noise", "loss", "sampler_do"])
+def test_a_stored_dirac_config_missing_a_part_is_a_checkpoint_error_naming_it(dirac_ckpt, part):
+    """Found by the fuzzer below: `noise: null` built a module that failed later with an AttributeError."""
+    checkpoint = copy.deepcopy(dirac_ckpt[1])
+    checkpoint["dirac"]["config"]["model"][part] = None
+    with pytest.raises(CheckpointError, match=f"{part} must be a"):
+        module_from_checkpoint(checkpoint)
+
+
 JUNK = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8) | st.binary(max_size=4)
     | st.sampled_from(["${oc.env:HOME}", "_target_", "dirac.nets.NCSNpp", "pathlib.Path.write_text"]),

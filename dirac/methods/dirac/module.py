@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from dirac.checks import check_types
 from dirac.degradations.base import Degradation
 from dirac.degradations.noise import NoiseSchedule
 from dirac.methods.base import Method
@@ -50,6 +51,9 @@ class DiracModule(Method):
         train_seed: int = 0,
     ) -> None:
         super().__init__(train_seed)
+        check_types(net=(net, nn.Module), degradation=(degradation, Degradation), noise=(noise, NoiseSchedule),
+                    loss=(loss, LookAheadLoss), sampler_do=(sampler_do, DiracSampler),
+                    sampler_po=(sampler_po, DiracSampler))
         self.phi_net = ResidualX0(net)
         self.degradation = degradation
         self.noise = noise
