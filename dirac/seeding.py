@@ -27,7 +27,7 @@ def image_generators(seed: int, names: Sequence[str], purpose: str, device: torc
 def step_generator(seed: int, rank: int, epoch: int, batch_idx: int, device: torch.device | str = "cpu"
                    ) -> torch.Generator:
     """The generator of one training batch, seeded by (train seed, process rank, epoch, batch index): training's
-    draws then depend on neither validation (its cadence, its data loaders, its previews) nor a resume (issue 30)."""
+    draws then depend on nothing else that draws random numbers (validation's cadence, loaders, previews; issue 30)."""
     return torch.Generator(device=device).manual_seed(image_seed(seed, f"{rank}/{epoch}/{batch_idx}", "training"))
 
 

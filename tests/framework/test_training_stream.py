@@ -39,10 +39,12 @@ def test_validation_cadence_does_not_change_the_trained_weights(tmp_path, family
     assert torch.equal(trained_weights(often), trained_weights(once))
 
 
-def test_the_run_seed_moves_the_training_draws(tiny_config):
+def test_the_train_seed_alone_moves_the_training_draws(tiny_config):
+    """The run's `seed` sets `train_seed`; another train_seed under the same `seed` (the same initial weights) trains
+    other weights, so the training draws come from it."""
     common = [*SMALL, "trainer.max_steps=4", "trainer.val_check_interval=4",
               "callbacks.model_checkpoint.every_n_train_steps=4"]
     first = tiny_config(*common, run="first")
     assert first.model.train_seed == first.seed
-    reseeded = tiny_config(*common, "seed=43", run="reseeded")
+    reseeded = tiny_config(*common, "model.train_seed=43", run="reseeded")
     assert not torch.equal(trained_weights(first), trained_weights(reseeded))
